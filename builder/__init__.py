@@ -1,0 +1,1 @@
+"""dsbuild.builder: Binder repositories to JupyterLab images."""

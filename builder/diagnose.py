@@ -1,0 +1,38 @@
+"""Turn a failed build step into one line a user can act on. Pure."""
+
+from __future__ import annotations
+
+import re
+
+from .progress import StepFailed
+
+_UV_CAUSE = re.compile(r"(?:╰─▶|\|->|^\s*cause:)\s*(.*)")
+_NOT_FOUND = re.compile(r"Because ([A-Za-z0-9._-]+)(?:[^ ]*)? (?:was not found|has no (?:versions|version))")
+
+
+def uv_failure(tail: tuple[str, ...]) -> str | None:
+    """The reason uv gives for a failed resolution or install, on one line."""
+    for index, line in enumerate(tail):
+        cause = _UV_CAUSE.search(line)
+        if cause:
+            rest = [cause.group(1).strip()] + [l.strip() for l in tail[index + 1 : index + 4] if l.startswith("      ")]
+            return " ".join(part for part in rest if part)
+    errors = [line.strip() for line in tail if line.strip().startswith(("error:", "×"))]
+    return errors[-1].lstrip("×").strip() if errors else None
+
+
+def explain_failure(failure: StepFailed) -> str:
+    phase = failure.phase
+    code = f" (exit code {failure.exit_code})" if failure.exit_code is not None else ""
+    if phase in ("jupyter", "dependencies", "repository") and (reason := uv_failure(failure.tail)):
+        return f"installing the Python packages failed{code}: {reason}"
+    if phase == "system packages":
+        missing = next((l.strip() for l in reversed(failure.tail) if "Unable to locate package" in l), None)
+        return f"installing apt.txt packages failed{code}: {missing or _last(failure.tail)}"
+    if phase == "postBuild":
+        return f"postBuild failed{code}; its last line: {_last(failure.tail)}"
+    return f"build step {failure.step} ({phase}) failed{code}: {_last(failure.tail) or failure.message}"
+
+
+def _last(tail: tuple[str, ...]) -> str:
+    return next((line.strip() for line in reversed(tail) if line.strip()), "no output")

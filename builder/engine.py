@@ -1,0 +1,160 @@
+"""The Docker engine edge: a small interface over the docker CLI with BuildKit.
+
+The CLI is used (not the HTTP API) because BuildKit's cache mounts and progress are
+only reachable through it on the engines these machines run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Mapping, Sequence
+
+from .errors import BuildFailed, EngineUnavailable, RunFailed
+from .progress import BuildEvent, BuildFinished, ProgressParser, StepFailed
+
+# Debian's docker CLI builds with BuildKit when DOCKER_BUILDKIT=1 (no buildx plugin needed).
+PREFERRED_CLI = ("/usr/bin/docker",)
+
+
+def find_docker_cli() -> str:
+    configured = os.environ.get("DSBUILD_DOCKER")
+    if configured:
+        return configured
+    for path in PREFERRED_CLI:
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which("docker")
+    if not found:
+        raise EngineUnavailable("the docker command is not installed (apt-get install docker.io)")
+    return found
+
+
+class DockerEngine:
+    def __init__(self, cli: str | None = None):
+        self.cli = cli or find_docker_cli()
+        self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 120, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run([self.cli, *args], env={**self.env, **env}, capture_output=True, check=check, timeout=timeout)
+        except FileNotFoundError:
+            raise EngineUnavailable(f"the docker command {self.cli} is not installed") from None
+
+    def ping(self) -> str:
+        """The engine's version, or EngineUnavailable with what the engine said."""
+        done = self._run("version", "--format", "{{.Server.Version}}", check=False, timeout=20)
+        if done.returncode != 0:
+            host = self.env.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine at {host}; is dockerd running? (scripts/setup.sh starts one)"
+            )
+        return done.stdout.decode().strip()
+
+    def inspect_image(self, ref: str) -> dict | None:
+        done = self._run("image", "inspect", "--format", "{{json .}}", "--", ref, check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        info = self.inspect_image(ref)
+        return None if info is None else dict((info.get("Config") or {}).get("Labels") or {})
+
+    def tag(self, image_id: str, ref: str) -> None:
+        self._run("tag", image_id, ref)
+
+    def remove_image(self, ref: str) -> None:
+        self._run("image", "rm", "--force", "--", ref, check=False)
+
+    def build(
+        self,
+        context: Path,
+        dockerfile: Path,
+        phases: Sequence[str],
+        labels: Mapping[str, str] = {},
+        no_cache: bool = False,
+    ) -> Iterator[BuildEvent]:
+        """Build without tagging; yields progress and ends with BuildFinished(image_id).
+        A failed build raises BuildFailed and leaves no image behind."""
+        parser = ProgressParser(tuple(phases))
+        with tempfile.TemporaryDirectory(prefix="dsbuild-") as tmp:
+            iidfile = Path(tmp) / "iid"
+            args = [self.cli, "build", "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile)]
+            args += [f"--label={key}={value}" for key, value in labels.items()]
+            if no_cache:
+                args.append("--no-cache")
+            args.append(str(context))
+            process = subprocess.Popen(args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            failure: StepFailed | None = None
+            tail: list[str] = []
+            try:
+                for raw in _lines(process.stdout):
+                    tail = (tail + [raw])[-15:]
+                    for event in parser.feed(raw):
+                        failure = event if isinstance(event, StepFailed) else failure
+                        yield event
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                code = process.wait()
+            if code != 0 or not iidfile.exists():
+                raise _build_error(failure, tail)
+            image_id = iidfile.read_text().strip()
+        yield BuildFinished(image_id, tuple(parser.cached), tuple(parser.ran))
+
+    # Containers
+
+    def run_detached(self, args: Sequence[str], env: Mapping[str, str] = {}) -> str:
+        """`docker run --detach`; `env` holds values that `--env NAME` flags pass on."""
+        done = self._run("run", "--detach", *args, check=False, timeout=300, env=env)
+        if done.returncode != 0:
+            raise RunFailed(f"docker run failed: {_last_line(done.stderr)}")
+        return done.stdout.decode().strip()
+
+    def container_state(self, container: str) -> dict | None:
+        done = self._run("container", "inspect", "--format", "{{json .State}}", container, check=False)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def logs(self, container: str, tail: int = 20) -> str:
+        done = self._run("logs", "--tail", str(tail), container, check=False)
+        return (done.stdout + done.stderr).decode(errors="replace")
+
+    def remove_container(self, container: str) -> None:
+        self._run("rm", "--force", container, check=False)
+
+    def follow_logs(self, container: str) -> subprocess.Popen:
+        return subprocess.Popen([self.cli, "logs", "--follow", "--since", "0s", container], env=self.env)
+
+    def exec_run(self, image: str, command: Sequence[str], entrypoint: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        """A one-off `docker run --rm` whose output is returned."""
+        extra = ["--entrypoint", entrypoint] if entrypoint else []
+        return self._run("run", "--rm", "--network=none", *extra, image, *command, check=False, timeout=timeout)
+
+    def import_rootfs(self, tar: IO[bytes], ref: str, changes: Sequence[str]) -> str:
+        args = [self.cli, "import"] + [f"--change={c}" for c in changes] + ["-", ref]
+        done = subprocess.run(args, env=self.env, stdin=tar, capture_output=True)
+        if done.returncode != 0:
+            raise EngineUnavailable(f"docker import failed: {_last_line(done.stderr)}")
+        return done.stdout.decode().strip()
+
+
+def _lines(stream: IO[bytes] | None) -> Iterator[str]:
+    assert stream is not None
+    for raw in iter(stream.readline, b""):
+        yield raw.decode(errors="replace").rstrip("\n")
+
+
+def _last_line(data: bytes) -> str:
+    lines = data.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
+def _build_error(failure: StepFailed | None, tail: list[str]) -> BuildFailed:
+    from .diagnose import explain_failure
+
+    if failure is None:
+        last = next((line for line in reversed(tail) if line.strip()), "the build stopped")
+        return BuildFailed(f"build failed: {last.removeprefix('error: ')}", tuple(tail))
+    return BuildFailed(explain_failure(failure), failure.tail)

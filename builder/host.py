@@ -1,0 +1,124 @@
+"""The host's trust store and package-index settings, carried into every build so that
+builds work behind TLS-intercepting proxies and private mirrors.
+
+`host_settings()` is pure over (environment, pip config texts); `read_host_settings()`
+is the I/O that gathers them."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_CA_ENV = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    ca_bundle: Path | None = None
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+
+
+def _urls(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split() if v)
+
+
+def _check_url(url: str) -> str:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"package index must be an http(s) URL, got {url!r}")
+    return url
+
+
+def pip_config_urls(texts: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """index-url and extra-index-url from pip config files, later files winning."""
+    index: str | None = None
+    extra: tuple[str, ...] = ()
+    for text in texts:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text)
+        except configparser.Error:
+            continue
+        for section in ("global", "install"):
+            if parser.has_option(section, "index-url"):
+                index = parser.get(section, "index-url").strip() or None
+            if parser.has_option(section, "extra-index-url"):
+                extra = _urls(parser.get(section, "extra-index-url"))
+    return index, extra
+
+
+def host_settings(
+    env: Mapping[str, str],
+    pip_configs: Sequence[str] = (),
+    ca_cert: Path | None = None,
+    index_url: str | None = None,
+    system_bundle: Path | None = SYSTEM_CA_BUNDLE,
+) -> HostSettings:
+    """Explicit options win, then uv's and pip's environment variables, then pip's config files."""
+    conf_index, conf_extra = pip_config_urls(pip_configs)
+    index = (
+        index_url
+        or env.get("UV_DEFAULT_INDEX")
+        or env.get("UV_INDEX_URL")
+        or env.get("PIP_INDEX_URL")
+        or conf_index
+    )
+    extra = _urls(env.get("UV_EXTRA_INDEX_URL") or env.get("PIP_EXTRA_INDEX_URL")) or conf_extra
+    bundle = ca_cert
+    if bundle is None:
+        bundle = next((Path(env[k]) for k in _CA_ENV if env.get(k)), system_bundle)
+    return HostSettings(
+        ca_bundle=bundle,
+        index_url=_check_url(index) if index else None,
+        extra_index_urls=tuple(_check_url(u) for u in extra),
+    )
+
+
+def pip_config_paths(env: Mapping[str, str]) -> list[Path]:
+    home = Path(env.get("HOME", "~")).expanduser()
+    paths = [Path("/etc/pip.conf"), Path("/etc/xdg/pip/pip.conf"), home / ".pip/pip.conf", home / ".config/pip/pip.conf"]
+    if env.get("PIP_CONFIG_FILE"):
+        paths.append(Path(env["PIP_CONFIG_FILE"]))
+    return paths
+
+
+def read_host_settings(ca_cert: Path | None = None, index_url: str | None = None) -> HostSettings:
+    env = dict(os.environ)
+    texts = [p.read_text(errors="replace") for p in pip_config_paths(env) if p.is_file()]
+    settings = host_settings(env, texts, ca_cert, index_url)
+    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+        if ca_cert is not None:
+            raise ConfigError(f"--ca-cert {ca_cert}: no such file")
+        settings = HostSettings(None, settings.index_url, settings.extra_index_urls)
+    return settings
+
+
+CA_IN_BUILD = "/etc/dsbuild/ca.crt"
+
+
+def build_env(settings: HostSettings) -> str:
+    """The shell file sourced by every install step of the build (bind-mounted, never
+    stored in a layer). Values are shell-quoted."""
+    lines = [
+        "export PATH=/tmp/dsbuild/bin:$PATH",
+        "export UV_CACHE_DIR=/tmp/dsbuild-uv-cache UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1",
+        "export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1",
+    ]
+    if settings.ca_bundle is not None:
+        for var in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS"):
+            lines.append(f"export {var}={CA_IN_BUILD}")
+    if settings.index_url:
+        q = shlex.quote(settings.index_url)
+        lines.append(f"export UV_INDEX_URL={q} PIP_INDEX_URL={q}")
+    if settings.extra_index_urls:
+        q = shlex.quote(" ".join(settings.extra_index_urls))
+        lines.append(f"export UV_EXTRA_INDEX_URL={q} PIP_EXTRA_INDEX_URL={q}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Configuration-file pieces, one per Binder file (see plan.PIECES for the order)."""

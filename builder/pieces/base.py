@@ -1,0 +1,59 @@
+"""The contract every piece keeps, and the plain data a piece contributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..facts import RepoFacts
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """A file copied into the image before the repository, so that the dependency
+    install is cached until this file changes. `install` files are passed to
+    `uv pip install -r`."""
+
+    name: str
+    content: str
+    install: bool = True
+
+
+@dataclass(frozen=True)
+class RepoInstall:
+    """An install that needs the whole repository, so it runs after the repo is copied."""
+
+    kind: Literal["requirements", "editable"]
+    path: str  # relative to the repository root
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("-r", self.path) if self.kind == "requirements" else ("-e", self.path)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """What one piece adds to the build. The plan merges contributions in PIECES order."""
+
+    apt_packages: tuple[str, ...] = ()
+    env_files: tuple[EnvFile, ...] = ()
+    repo_installs: tuple[RepoInstall, ...] = ()
+    post_build: tuple[str, ...] = ()
+    start: str | None = None
+    python_version: str | None = None
+    dockerfile: str | None = None
+
+
+class Piece:
+    """One configuration file (or a small family of them).
+
+    `detect` is a cheap look at the facts; `contribute` parses the file and may raise
+    a ConfigError that names the file and the problem."""
+
+    name: str = ""
+
+    def detect(self, facts: RepoFacts) -> bool:
+        raise NotImplementedError
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        raise NotImplementedError

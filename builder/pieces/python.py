@@ -1,0 +1,104 @@
+"""Python pieces: runtime.txt, Pipfile(.lock), requirements.txt, setup.py / pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from ..errors import ConfigError, UnsupportedConfig
+from ..facts import RepoFacts
+from .base import Contribution, EnvFile, Piece, RepoInstall
+
+_RUNTIME_PY = re.compile(r"^python-(3\.\d+)(?:\.\d+)?$")
+# Lines of a requirements file that refer to other files of the repository.
+_LOCAL_REF = re.compile(r"^(?:-r|--requirement|-c|--constraint|-e|--editable)\s*(?:\.|/|[^:\s]*$)|^\.{1,2}(?:/|$)|^file:")
+
+
+def parse_runtime(text: str, where: str = "runtime.txt") -> str:
+    """`python-3.X[.Y]` -> "3.X". R runtimes need CRAN, which is out of reach here."""
+    line = text.strip()
+    if match := _RUNTIME_PY.match(line):
+        return match.group(1)
+    if line.startswith("r-"):
+        raise UnsupportedConfig(f"{where} asks for R ({line}), which needs CRAN; CRAN cannot be reached from this machine")
+    raise ConfigError(f"{where}: expected 'python-3.X', got {line[:60]!r}")
+
+
+def refers_to_repo(requirements: str) -> bool:
+    """True when a requirements file installs the repository itself or includes other files
+    (`-e .`, `.`, `-r other.txt`): then the install must wait until the repository is copied."""
+    for raw in requirements.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#") and _LOCAL_REF.match(line):
+            return True
+    return False
+
+
+class RuntimePiece(Piece):
+    name = "runtime.txt"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        return facts.has("runtime.txt")
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        return Contribution(python_version=parse_runtime(facts.text("runtime.txt"), facts.path("runtime.txt")))
+
+
+class RequirementsPiece(Piece):
+    name = "requirements.txt"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        return facts.has("requirements.txt") and not facts.has("Pipfile")
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        text = facts.text("requirements.txt")
+        if refers_to_repo(text):
+            return Contribution(repo_installs=(RepoInstall("requirements", facts.path("requirements.txt")),))
+        return Contribution(env_files=(EnvFile("requirements.txt", text),))
+
+
+class SetupPiece(Piece):
+    """An installable project at the root (setup.py, or pyproject.toml with a build
+    system or a [project] table) is installed editable after the repository is copied."""
+
+    name = "setup.py"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        if facts.config_dir:
+            return False
+        return facts.has("setup.py") or _installable_pyproject(facts.text("pyproject.toml"))
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        return Contribution(repo_installs=(RepoInstall("editable", "."),))
+
+
+def _installable_pyproject(text: str) -> bool:
+    if not text:
+        return False
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"pyproject.toml is not valid TOML: {err}") from None
+    return "project" in data or "build-system" in data
+
+
+class PipfilePiece(Piece):
+    """Pipfile.lock (preferred) or Pipfile, turned into a requirements file for uv:
+    no pipenv needed in the image."""
+
+    name = "Pipfile"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        return facts.has("Pipfile") or facts.has("Pipfile.lock")
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        from .pipfile import pipfile_lock_requirements, pipfile_requirements, pipfile_python
+
+        if facts.has("Pipfile.lock"):
+            lines, editables = pipfile_lock_requirements(facts.text("Pipfile.lock"), facts.path("Pipfile.lock"))
+        else:
+            lines, editables = pipfile_requirements(facts.text("Pipfile"), facts.path("Pipfile"))
+        python = pipfile_python(facts.text("Pipfile"), facts.path("Pipfile")) if facts.has("Pipfile") else None
+        env = (EnvFile("Pipfile.requirements.txt", "".join(f"{line}\n" for line in lines)),)
+        repo = tuple(RepoInstall("editable", path) for path in editables)
+        return Contribution(env_files=env, repo_installs=repo, python_version=python)

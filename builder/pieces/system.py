@@ -1,0 +1,36 @@
+"""apt.txt: Debian packages installed before anything else."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import ConfigError
+from ..facts import RepoFacts
+from .base import Contribution, Piece
+
+# Debian package names (policy 5.6.1), an optional :arch and an optional =version.
+_APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(?::[a-z0-9-]+)?(?:=[A-Za-z0-9.+:~-]+)?$")
+
+
+def parse_apt_txt(text: str, where: str = "apt.txt") -> tuple[str, ...]:
+    packages: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        for word in line.split():
+            if not _APT_NAME.match(word):
+                raise ConfigError(f"{where} line {number}: {word!r} is not a Debian package name")
+            if word not in packages:
+                packages.append(word)
+    return tuple(packages)
+
+
+class AptPiece(Piece):
+    name = "apt.txt"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        return facts.has("apt.txt")
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        return Contribution(apt_packages=parse_apt_txt(facts.text("apt.txt"), facts.path("apt.txt")))

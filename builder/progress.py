@@ -1,0 +1,106 @@
+"""Typed build events, parsed from BuildKit's plain progress output. Pure: feed it lines."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+_VERTEX = re.compile(r"^#(\d+) (.*)$")
+_STEP = re.compile(r"^\[(?:[^\]]*? )?(\d+)/(\d+)\] (.*)$")
+_LOG = re.compile(r"^\d+\.\d+ (.*)$")
+_DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
+_EXIT = re.compile(r"exit code: (\d+)")
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: int
+    total: int
+    phase: str
+    instruction: str
+
+
+@dataclass(frozen=True)
+class StepCached:
+    step: int
+    phase: str
+
+
+@dataclass(frozen=True)
+class StepDone:
+    step: int
+    phase: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class LogLine:
+    phase: str
+    text: str
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    step: int
+    phase: str
+    message: str
+    exit_code: int | None
+    tail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BuildFinished:
+    image_id: str
+    cached_steps: tuple[int, ...]
+    run_steps: tuple[int, ...]
+
+
+BuildEvent = StepStarted | StepCached | StepDone | LogLine | StepFailed | BuildFinished
+
+
+@dataclass
+class ProgressParser:
+    """Follows `docker build --progress=plain`; `phases[k-1]` names step k's phase."""
+
+    phases: tuple[str, ...]
+    tail_lines: int = 25
+    _steps: dict[int, int] = field(default_factory=dict)  # vertex -> step
+    _tails: dict[int, deque] = field(default_factory=dict)
+    cached: list[int] = field(default_factory=list)
+    ran: list[int] = field(default_factory=list)
+
+    def phase(self, step: int) -> str:
+        return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
+
+    def feed(self, line: str) -> list[BuildEvent]:
+        match = _VERTEX.match(line.rstrip("\n"))
+        if not match:
+            return []
+        vertex, rest = int(match.group(1)), match.group(2)
+        if vertex not in self._steps:
+            step = _STEP.match(rest)
+            if step:
+                number = int(step.group(1))
+                self._steps[vertex] = number
+                self._tails[vertex] = deque(maxlen=self.tail_lines)
+                return [StepStarted(number, int(step.group(2)), self.phase(number), step.group(3))]
+            return []
+        number = self._steps[vertex]
+        phase = self.phase(number)
+        if rest == "CACHED":
+            self.cached.append(number)
+            return [StepCached(number, phase)]
+        if done := _DONE.match(rest):
+            if number not in self.cached and number != 1:  # step 1 is FROM: nothing runs
+                self.ran.append(number)
+            return [StepDone(number, phase, float(done.group(1)))]
+        if rest.startswith("ERROR"):
+            message = rest.removeprefix("ERROR:").strip()
+            code = _EXIT.search(message)
+            tail = tuple(self._tails[vertex])
+            return [StepFailed(number, phase, message, int(code.group(1)) if code else None, tail)]
+        if log := _LOG.match(rest):
+            self._tails[vertex].append(log.group(1))
+            return [LogLine(phase, log.group(1))]
+        return []

@@ -1,0 +1,75 @@
+"""`render_dockerfile(plan) -> Dockerfile`: pure text from the Jinja templates in templates/."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version as _dist_version
+
+import jinja2
+
+from .errors import ConfigError
+from .plan import BuildPlan
+
+# Instructions that BuildKit counts as steps ([k/N] in its progress output).
+_STEP = re.compile(r"^(FROM|RUN|COPY|ADD|WORKDIR)\b")
+_PHASE = re.compile(r"^# dsbuild-phase: (.+)$")
+_PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+,?)*$")
+
+
+@dataclass(frozen=True)
+class Dockerfile:
+    text: str
+    phases: tuple[str, ...]  # phase of BuildKit step k is phases[k - 1]
+
+    def phase_of(self, step: int) -> str:
+        return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("dsbuild.templates", ""),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # Dockerfiles are not HTML; values are quoted by the filters below
+    )
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.filters["json"] = lambda value: json.dumps(str(value))
+    return env
+
+
+def dsbuild_version() -> str:
+    return _dist_version("dsbuild")
+
+
+def step_phases(text: str) -> tuple[str, ...]:
+    phases: list[str] = []
+    current = "base"
+    for line in text.splitlines():
+        if match := _PHASE.match(line):
+            current = match.group(1)
+        elif _STEP.match(line):
+            phases.append(current)
+    return tuple(phases)
+
+
+def render_dockerfile(plan: BuildPlan) -> Dockerfile:
+    if plan.dockerfile:
+        raise ValueError("the repository's own Dockerfile is not rendered")
+    for spec in plan.jupyter_packages:
+        if not _PACKAGE_SPEC.match(spec):
+            raise ConfigError(f"not a package requirement: {spec!r}")
+    scope = hashlib.sha256(plan.base_image.encode()).hexdigest()[:12]
+    text = _environment().get_template("Dockerfile.j2").render(
+        plan=plan, version=dsbuild_version(), cache_scope=scope
+    )
+    return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
+
+
+def render_entrypoint() -> str:
+    return _environment().get_template("entrypoint.sh.j2").render()

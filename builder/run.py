@@ -1,0 +1,125 @@
+"""Run a built image: start the container, wait until JupyterLab answers, give the URL."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine import DockerEngine
+from .errors import RunFailed
+
+_MEMORY = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
+_GPUS = re.compile(r"^(all|\d+|device=[0-9,]+)$")
+CONTAINER_PORT = 8888
+RUN_LABEL = "io.dsbuild.run"
+
+
+@dataclass(frozen=True)
+class Volume:
+    host: Path
+    container: str
+    read_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "Volume":
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
+            raise RunFailed(f"--volume wants HOST_PATH:CONTAINER_PATH[:ro], got {text!r}")
+        host = Path(parts[0]).expanduser().resolve()
+        if not host.exists():
+            raise RunFailed(f"--volume: {host} does not exist")
+        if not parts[1].startswith("/"):
+            raise RunFailed(f"--volume: the container path must be absolute, got {parts[1]!r}")
+        return cls(host, parts[1], len(parts) == 3 and parts[2] == "ro")
+
+    @property
+    def arg(self) -> str:
+        return f"{self.host}:{self.container}" + (":ro" if self.read_only else "")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    port: int | None = None  # host port; None picks a free one
+    volumes: tuple[Volume, ...] = ()
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: str | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(24))
+    command: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.port is not None and not 0 < self.port < 65536:
+            raise RunFailed(f"--port must be between 1 and 65535, got {self.port}")
+        if self.cpus is not None and not 0 < self.cpus <= 1024:
+            raise RunFailed(f"--cpus must be a positive number, got {self.cpus}")
+        if self.memory is not None and not _MEMORY.match(self.memory):
+            raise RunFailed(f"--memory wants a size such as 2g or 512m, got {self.memory!r}")
+        if self.gpus is not None and not _GPUS.match(self.gpus):
+            raise RunFailed(f"--gpus wants 'all', a count or device=0,1, got {self.gpus!r}")
+
+
+@dataclass(frozen=True)
+class Server:
+    container: str
+    url: str  # with the token
+    api: str  # base URL of the server
+    token: str
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker_run_args(image: str, options: RunOptions, port: int) -> list[str]:
+    """Arguments for `docker run --detach` (pure)."""
+    args = ["--init", "--label", f"{RUN_LABEL}=1", "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
+    args += ["--env", "JUPYTER_TOKEN"]  # the value comes from the environment, not argv
+    for volume in options.volumes:
+        args += ["--volume", volume.arg]
+    if options.cpus is not None:
+        args += ["--cpus", str(options.cpus)]
+    if options.memory is not None:
+        args += ["--memory", options.memory]
+    if options.gpus is not None:
+        args += ["--gpus", options.gpus]
+    return args + ["--", image, *options.command]
+
+
+def start_server(engine: DockerEngine, image: str, options: RunOptions, timeout: float = 90) -> Server:
+    """Start JupyterLab from `image`; on any failure the container is removed."""
+    port = options.port or free_port()
+    container = engine.run_detached(docker_run_args(image, options, port), env={"JUPYTER_TOKEN": options.token})
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(engine, container, api, options.token, timeout)
+    except BaseException:
+        engine.remove_container(container)
+        raise
+    return Server(container, f"{api}/lab?token={options.token}", api, options.token)
+
+
+def wait_ready(engine: DockerEngine, container: str, api: str, token: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{api}/api/status", headers={"Authorization": f"token {token}"})
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        state = engine.container_state(container) or {}
+        if not state.get("Running", False):
+            logs = engine.logs(container).strip().splitlines()
+            raise RunFailed(f"the container stopped (exit code {state.get('ExitCode')}): {logs[-1] if logs else 'no output'}")
+        time.sleep(0.1)
+    logs = engine.logs(container).strip().splitlines()
+    raise RunFailed(f"JupyterLab did not answer within {timeout:.0f}s; last log line: {logs[-1] if logs else 'none'}")

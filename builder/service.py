@@ -1,0 +1,151 @@
+"""`build(request)`: the one place that sequences the builder's I/O.
+
+resolve the source -> skip if the image exists -> fetch -> scan -> plan -> render ->
+stage the context -> build on the engine -> tag. It yields events, so the CLI prints
+them and the launch service streams them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from .base_image import base_facts, build_default_base
+from .context import locked, stage_context, sync_tree
+from .engine import DockerEngine
+from .errors import BuildFailed
+from .facts import scan
+from .fetch import GitFetcher, Resolved, public_url, resolve_local
+from .host import HostSettings
+from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
+from .progress import BuildEvent, BuildFinished
+from .render import dsbuild_version, render_dockerfile
+from .source import GitSource, Source, image_name, validate_image_ref
+
+LABEL_PREFIX = "io.dsbuild."
+OPTIONS_LABEL = LABEL_PREFIX + "options-hash"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DSBUILD_CACHE_DIR") or Path.home() / ".cache" / "dsbuild")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    source: Source
+    options: BuildOptions = BuildOptions()
+    host: HostSettings = HostSettings()
+    name: str | None = None  # image repository name; default dsbuild-<repo>
+    force: bool = False
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class Status:
+    phase: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Built:
+    image: str  # name:tag
+    image_id: str
+    resolved: Resolved
+    skipped: bool = False
+    plan: BuildPlan | None = None
+    cached_steps: tuple[int, ...] = field(default=())
+    run_steps: tuple[int, ...] = field(default=())
+
+
+Event = Status | BuildEvent | Built
+
+
+def resolve(source: Source) -> Resolved:
+    if isinstance(source, GitSource):
+        return GitFetcher(cache_dir() / "git").resolve(source)
+    return resolve_local(source)
+
+
+def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str:
+    data = [dsbuild_version(), base_id, list(options.jupyter_packages), host.index_url, list(host.extra_index_urls)]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
+
+
+def labels_for(resolved: Resolved, plan_: BuildPlan, base_id: str, opts_hash: str) -> dict[str, str]:
+    source = resolved.source
+    where = public_url(source.url) if isinstance(source, GitSource) else str(source.path)
+    return {
+        "org.opencontainers.image.source": where,
+        "org.opencontainers.image.revision": resolved.commit or resolved.content_id,
+        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        LABEL_PREFIX + "version": dsbuild_version(),
+        LABEL_PREFIX + "ref": getattr(source, "ref", None) or "",
+        LABEL_PREFIX + "base-image": plan_.base_image,
+        LABEL_PREFIX + "base-image-id": base_id,
+        LABEL_PREFIX + "environment-hash": plan_.environment_hash,
+        LABEL_PREFIX + "pieces": ",".join(plan_.pieces),
+        OPTIONS_LABEL: opts_hash,
+    }
+
+
+def ensure_base(engine: DockerEngine, ref: str) -> Iterator[Status]:
+    if ref == DEFAULT_BASE_IMAGE and engine.inspect_image(ref) is None:
+        yield Status("base", f"building the default base image {ref} from Debian packages (once)")
+        messages: list[str] = []
+        build_default_base(engine, ref, say=messages.append)
+        yield from (Status("base", m) for m in messages)
+
+
+def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
+    engine.ping()
+    validate_image_ref(request.options.base_image, "base image")
+    yield Status("resolving", f"resolving {request.source.display}")
+    resolved = resolve(request.source)
+    if resolved.commit:
+        yield Status("resolving", f"commit {resolved.commit}")
+    name = request.name or image_name(request.source)
+    ref = validate_image_ref(f"{name}:{resolved.tag}")
+    yield from ensure_base(engine, request.options.base_image)
+    base_id = (engine.inspect_image(request.options.base_image) or {}).get("Id", "")
+    opts = options_hash(request.options, base_id, request.host)
+    existing = engine.image_labels(ref)
+    if existing is not None and existing.get(OPTIONS_LABEL) == opts and not request.force:
+        info = engine.inspect_image(ref) or {}
+        yield Status("skipped", f"{ref} is already built (use --force to build again)")
+        yield Built(ref, info.get("Id", ""), resolved, skipped=True)
+        return
+    with locked(cache_dir() / "contexts" / name) as folder, tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
+        if isinstance(request.source, GitSource):
+            yield Status("fetching", f"fetching {resolved.commit}")
+            repo = Path(tmp)
+            GitFetcher(cache_dir() / "git").export(resolved, repo)
+        else:
+            repo = request.source.path
+        facts = scan(repo)
+        base = base_facts(engine, request.options.base_image)
+        the_plan = plan(facts, base, request.options)
+        for note in the_plan.notes:
+            yield Status("planning", note)
+        yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
+        labels = labels_for(resolved, the_plan, base_id, opts)
+        if the_plan.dockerfile:
+            sync_tree(repo, folder / "repo")
+            context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
+        else:
+            rendered = render_dockerfile(the_plan)
+            dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
+            context, phases = folder, rendered.phases
+        yield Status("building", f"building {ref}")
+        finished = None
+        for event in engine.build(context, dockerfile, phases, labels, request.no_cache):
+            finished = event if isinstance(event, BuildFinished) else finished
+            yield event
+        if finished is None:
+            raise BuildFailed("the build ended without an image")
+        engine.tag(finished.image_id, ref)
+        yield Built(ref, finished.image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)

@@ -1,0 +1,33 @@
+"""The `dsbuild` click group. Each part of the product adds its own commands here."""
+
+from __future__ import annotations
+
+import click
+
+from importlib.metadata import version
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("dsbuild"), prog_name="dsbuild")
+def main() -> None:
+    """Turn a repository of Binder configuration files into a JupyterLab image,
+    run it, and launch it for JupyterHub users on Kubernetes.
+
+    \b
+    Quick start:
+      dsbuild inspect examples/sketches   # what would be built, no build
+      dsbuild run examples/sketches       # build if needed, then open JupyterLab
+    """
+
+
+def _register() -> None:
+    from . import build_commands  # noqa: F401  (adds inspect, build, run, base)
+
+    try:
+        from dsbuild.spawner.cli import hub
+    except ImportError:  # the spawner extra (JupyterHub, KubeSpawner) is not installed
+        return
+    main.add_command(hub)
+
+
+_register()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install and start what dsbuild needs on a fresh Debian machine (as root, no systemd):
+# system packages, the Python environment in .venv, a Docker engine, the default base image.
+# Safe to run again: each step is skipped when already done.
+# What this script starts (dockerd) is recorded in .run/ so scripts/stop.sh can stop it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .run
+say() { printf '\033[1;36m[setup]\033[0m %s\n' "$*" >&2; }
+
+need=()
+command -v git >/dev/null || need+=(git)
+[ -x /usr/bin/docker ] && command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need+=(python3)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+if ((${#need[@]})); then
+    say "installing Debian packages: ${need[*]}"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    python3 -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+    .venv/bin/pip install -q uv
+fi
+say "installing dsbuild (editable) with its test dependencies"
+.venv/bin/uv pip install --python .venv/bin/python -q -e '.[test]'
+
+if ! /usr/bin/docker info >/dev/null 2>&1; then
+    say "starting dockerd (log: .run/dockerd.log)"
+    nohup dockerd >.run/dockerd.log 2>&1 &
+    echo $! >.run/dockerd.pid
+    for _ in $(seq 1 60); do
+        /usr/bin/docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    /usr/bin/docker info >/dev/null 2>&1 || { say "dockerd did not start; see .run/dockerd.log"; exit 1; }
+fi
+
+say "default base image (built once from Debian packages)"
+.venv/bin/dsbuild base >/dev/null

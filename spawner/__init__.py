@@ -1,0 +1,1 @@
+"""dsbuild.spawner: a KubeSpawner that launches dsbuild images with chosen resources."""

@@ -1,0 +1,29 @@
+"""The kinds of failure the spawner reports, one type each.
+
+`CatalogError` is the admin's: the catalog in the hub configuration is wrong,
+and its message names the bad key. The others are the user's: the options sent
+with a spawn request cannot be honoured. They share `SpawnRequestError`, which
+the spawner turns into HTTP 400 before anything is sent to Kubernetes.
+"""
+
+from __future__ import annotations
+
+
+class CatalogError(ValueError):
+    """The admin's resource catalog is malformed; the message names the key."""
+
+
+class SpawnRequestError(ValueError):
+    """A user's spawn request cannot be honoured (HTTP 400)."""
+
+
+class OptionsError(SpawnRequestError):
+    """A user option has the wrong type or an impossible value."""
+
+
+class ChoiceError(SpawnRequestError):
+    """A user option names something the catalog does not offer."""
+
+
+class LimitExceeded(SpawnRequestError):
+    """A request is over a per-server or per-user limit; the message names it."""

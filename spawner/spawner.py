@@ -1,0 +1,205 @@
+"""DsbuildSpawner: KubeSpawner with choices from a catalog, within group limits.
+
+This is the thin edge between JupyterHub/KubeSpawner and the pure parts:
+
+    form or JSON --options_from_form / parse_user_options--> UserOptions
+    UserOptions + catalog + HubUser --resolve--> ResourceRequest
+    ResourceRequest --pod_manifest / pvc_manifest--> what is sent
+
+KubeSpawner keeps doing the Kubernetes work: start/poll/stop, the home PVC
+(`storage_pvc_ensure`, created once and never deleted here), event watching
+for progress. This class only replaces the two manifest getters with the
+pure builders, and refuses bad requests with HTTP 400 in JupyterHub's
+`apply_user_options` step, before anything reaches the Kubernetes API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jupyterhub.utils import maybe_future
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Callable, Dict, Unicode, default
+
+from .catalog import Catalog, load_catalog, parse_catalog
+from .errors import CatalogError, ChoiceError, OptionsError, SpawnRequestError
+from .form import spawn_form
+from .k8s import to_model, to_plain
+from .manifests import pod_manifest, pvc_manifest
+from .names import check_image
+from .options import UserOptions, options_from_form, parse_user_options
+from .progress import chosen_message, relabel
+from .resolve import HubUser, ResourceRequest, Usage, held_usage, resolve
+
+
+def bad_request(error: Exception) -> web.HTTPError:
+    """HTTP 400 whose message JupyterHub shows as-is on the form and in the API."""
+    http_error = web.HTTPError(400, "%s", str(error))
+    http_error.jupyterhub_message = str(error)
+    return http_error
+
+
+def _form_options(formdata: dict[str, list[str]]) -> dict[str, Any]:
+    try:
+        return options_from_form(formdata)
+    except OptionsError as e:
+        raise bad_request(e) from None
+
+
+def _render_form(spawner: DsbuildSpawner) -> str:
+    return spawner.spawn_form_html()
+
+
+async def _apply_catalog_choices(spawner: DsbuildSpawner, user_options: dict) -> None:
+    await spawner.choose_resources(user_options)
+
+
+class DsbuildSpawner(KubeSpawner):
+    """Spawns dsbuild images on Kubernetes with the CPU, memory, GPU and storage
+    a user picks from the admin's catalog, within the limits of their groups."""
+
+    catalog = Dict(
+        config=True,
+        help="""The resource catalog as a plain dict: environments, cpu, memory,
+        gpu, storage, data_volumes, limits, security, defaults. See
+        docs/spawner.md for every key. Set this or `catalog_file`, not both.""",
+    )
+    catalog_file = Unicode(
+        "",
+        config=True,
+        help="""Path of a YAML file holding the resource catalog (same format as
+        `catalog`). Read once, when the spawner first needs it.""",
+    )
+    image_builder = Callable(
+        None,
+        allow_none=True,
+        config=True,
+        help="""Optional hook that builds the image for a `git_url` request:
+        called as `image_builder(spawner, git_source)` (may be async) with a
+        `dsbuild.spawner.resolve.GitSource`; returns the image reference to run.
+        Without it, git URL requests are refused even if the catalog has
+        `git_builds`.""",
+    )
+
+    resource_request: ResourceRequest | None = None  # set by choose_resources
+    _refused = False  # the last request was refused: nothing was sent to Kubernetes
+    _catalog: Catalog | None = None
+
+    @default("storage_pvc_ensure")
+    def _default_storage_pvc_ensure(self) -> bool:
+        return True
+
+    @default("delete_pvc")
+    def _default_delete_pvc(self) -> bool:
+        return False
+
+    @default("options_form")
+    def _default_options_form(self):
+        return _render_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self):
+        return _form_options
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        return _apply_catalog_choices
+
+    # -- catalog and user ----------------------------------------------------
+
+    def parsed_catalog(self) -> Catalog:
+        """The checked catalog; a `CatalogError` here is an admin error."""
+        if self._catalog is None:
+            if bool(self.catalog) == bool(self.catalog_file):
+                raise CatalogError("set exactly one of DsbuildSpawner.catalog or DsbuildSpawner.catalog_file")
+            self._catalog = parse_catalog(self.catalog) if self.catalog else load_catalog(self.catalog_file)
+        return self._catalog
+
+    def hub_user(self, catalog: Catalog) -> HubUser:
+        """The user, their groups, and what their other servers hold."""
+        others = Usage()
+        for name, orm_spawner in (getattr(self.user, "orm_spawners", None) or {}).items():
+            if name == self.name:
+                continue
+            others += held_usage(
+                orm_spawner.user_options,
+                catalog,
+                running=orm_spawner.server is not None,
+                has_volume=bool((orm_spawner.state or {}).get("pvc_name")),
+            )
+        groups = frozenset(g.name for g in (getattr(self.user, "groups", None) or []))
+        return HubUser(self.user.name, groups, others)
+
+    def spawn_form_html(self) -> str:
+        catalog = self.parsed_catalog()
+        try:
+            previous = parse_user_options(self.user_options)
+        except OptionsError:
+            previous = None
+        return spawn_form(catalog, self.hub_user(catalog), previous, can_build=self.image_builder is not None)
+
+    async def choose_resources(self, user_options: Any) -> ResourceRequest:
+        """Resolve `user_options`; raise HTTP 400 (nothing sent) when refused."""
+        self._refused = True
+        catalog = self.parsed_catalog()
+        try:
+            request = resolve(parse_user_options(user_options), catalog, self.hub_user(catalog))
+            if request.git and self.image_builder is None:
+                raise ChoiceError("this hub cannot build from git URLs (no image builder is configured); "
+                                  "choose one of the listed environments")
+        except SpawnRequestError as e:
+            self.log.info("Refused spawn request for %s: %s", self._log_name, e)
+            raise bad_request(e) from None
+        self._refused = False
+        self.resource_request = request
+        return request
+
+    # -- KubeSpawner hooks ---------------------------------------------------
+
+    async def load_user_options(self) -> None:
+        """Called first thing in start(); replaces KubeSpawner's profile_list handling."""
+        request = await self.choose_resources(self.user_options)
+        if request.git:
+            image = await maybe_future(self.image_builder(self, request.git))
+            self.resource_request = dataclasses.replace(request, image=check_image(image))
+
+    def _request(self) -> ResourceRequest:
+        if self.resource_request is None:
+            raise RuntimeError("no resolved request; start() resolves user_options first")
+        return self.resource_request
+
+    async def get_pod_manifest(self):
+        base = to_plain(await super().get_pod_manifest())
+        return to_model(pod_manifest(self._request(), pvc_name=self.pvc_name, base=base), "V1Pod")
+
+    def get_pvc_manifest(self):
+        base = to_plain(super().get_pvc_manifest())
+        return to_model(pvc_manifest(self._request(), pvc_name=self.pvc_name, base=base),
+                        "V1PersistentVolumeClaim")
+
+    async def progress(self):
+        if self.resource_request is not None:
+            yield {"progress": 1, "message": chosen_message(self.resource_request)}
+        async for update in super().progress():
+            yield relabel(update)
+
+    async def poll(self):
+        if self._refused:
+            return 0  # refused before any pod existed: stopped, nothing to ask Kubernetes
+        return await super().poll()
+
+    async def stop(self, now: bool = False) -> None:
+        if self._refused:
+            self.log.info("Not stopping %s: its start was refused before reaching Kubernetes", self._log_name)
+            return
+        await super().stop(now)
+
+    async def delete_forever(self) -> None:
+        """Home volumes hold users' work: dsbuild never deletes them."""
+        self.log.info("Keeping home volume %s of %s (dsbuild never deletes home volumes)",
+                      self.pvc_name, self._log_name)
+
+
+__all__ = ["DsbuildSpawner", "UserOptions", "bad_request"]

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from dsbuild.builder.errors import ConfigError, UnsupportedConfig
+from dsbuild.builder.facts import RepoFacts
+from dsbuild.builder.pieces.base import EnvFile, RepoInstall
+from dsbuild.builder.pieces.python import PipfilePiece, RequirementsPiece, parse_runtime, refers_to_repo
+from dsbuild.builder.pieces.system import parse_apt_txt
+from dsbuild.builder.plan import PIECES
+
+
+def test_apt_txt_names_comments_and_versions():
+    text = "# tools\njq\ncurl  # http\nlibgdal-dev=3.6.2+dfsg-1 \n\njq\n"
+    assert parse_apt_txt(text) == ("jq", "curl", "libgdal-dev=3.6.2+dfsg-1")
+
+
+@pytest.mark.parametrize("line", ["jq; rm -rf /", "$(id)", "`id`", "Foo", "-o=APT::x"])
+def test_apt_txt_refuses_what_is_not_a_package(line):
+    with pytest.raises(ConfigError, match="apt.txt line 1"):
+        parse_apt_txt(line)
+
+
+def test_runtime_txt():
+    assert parse_runtime("python-3.11\n") == "3.11"
+    assert parse_runtime("python-3.12.1") == "3.12"
+    with pytest.raises(UnsupportedConfig, match="CRAN"):
+        parse_runtime("r-4.3-2023-10-01")
+    with pytest.raises(ConfigError, match="expected 'python-3.X'"):
+        parse_runtime("python3")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("numpy\npandas==2.1\n", False),
+        ("-e .\n", True),
+        (".\n", True),
+        ("-r other.txt\n", True),
+        ("-c constraints.txt\n", True),
+        ("./pkg\n", True),
+        ("--index-url https://mirror.example/simple\nnumpy\n", False),
+        ("# -e .\nnumpy\n", False),
+        ("pkg @ https://example.org/pkg.whl\n", False),
+    ],
+)
+def test_requirements_that_refer_to_the_repository(text, expected):
+    assert refers_to_repo(text) is expected
+
+
+def test_requirements_referring_to_repo_install_after_copy():
+    facts = RepoFacts("binder", {"requirements.txt": "-e .\n"})
+    part = RequirementsPiece().contribute(facts)
+    assert part.env_files == ()
+    assert part.repo_installs == (RepoInstall("requirements", "binder/requirements.txt"),)
+
+
+def test_plain_requirements_are_an_environment_file():
+    part = RequirementsPiece().contribute(RepoFacts("", {"requirements.txt": "numpy\n"}))
+    assert part.env_files == (EnvFile("requirements.txt", "numpy\n"),)
+
+
+def test_pipfile_lock_pins_exact_versions_and_skips_requirements():
+    lock = {
+        "default": {
+            "numpy": {"version": "==1.26.4", "hashes": ["sha256:abc"]},
+            "requests": {"version": "==2.31.0", "extras": ["socks"], "markers": "python_version >= '3.8'"},
+            "mypkg": {"path": ".", "editable": True},
+        },
+        "develop": {"pytest": {"version": "==8.0.0"}},
+    }
+    facts = RepoFacts("", {"Pipfile.lock": json.dumps(lock), "Pipfile": "[requires]\npython_version = '3.11'\n", "requirements.txt": "x"})
+    assert not RequirementsPiece().detect(facts)
+    part = PipfilePiece().contribute(facts)
+    lines = part.env_files[0].content.splitlines()
+    assert lines == ["numpy==1.26.4", "requests[socks]==2.31.0 ; python_version >= '3.8'"]
+    assert part.repo_installs == (RepoInstall("editable", "."),)
+    assert part.python_version == "3.11"
+
+
+def test_pipfile_without_lock():
+    pipfile = '[packages]\nnumpy = "*"\npandas = ">=2"\nlib = {git = "https://example.org/lib.git", ref = "v1"}\n[dev-packages]\npytest = "*"\n'
+    part = PipfilePiece().contribute(RepoFacts("", {"Pipfile": pipfile}))
+    assert part.env_files[0].content.splitlines() == ["numpy", "pandas>=2", "lib @ git+https://example.org/lib.git@v1"]
+
+
+def test_pipfile_refuses_paths_outside_and_shell_characters():
+    with pytest.raises(ConfigError, match="outside"):
+        PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nx = {path = "../other"}\n'}))
+    with pytest.raises(ConfigError, match="unexpected characters"):
+        PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nx = "==1; id"\n'}))
+
+
+@pytest.mark.parametrize(
+    "name,needs",
+    [("environment.yml", "conda channels"), ("install.R", "CRAN"), ("Project.toml", "Julia"), ("default.nix", "Nix")],
+)
+def test_unreachable_sources_name_the_file_and_why(name, needs):
+    facts = RepoFacts("binder", {name: "x", "requirements.txt": "numpy"})
+    piece = next(p for p in PIECES if p.detect(facts) and name in getattr(p, "files", (p.name,)))
+    with pytest.raises(UnsupportedConfig) as err:
+        piece.contribute(facts)
+    assert f"binder/{name}" in str(err.value) and needs in str(err.value) and "cannot be reached" in str(err.value)

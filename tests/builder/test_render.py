@@ -1,0 +1,60 @@
+"""The Dockerfile for each example, compared with golden files (UPDATE_GOLDEN=1 rewrites them)."""
+
+import os
+import re
+
+import pytest
+
+from dsbuild.builder.facts import RepoFacts, scan
+from dsbuild.builder.plan import BaseFacts, PythonInstall, plan
+from dsbuild.builder.render import render_dockerfile, step_phases
+from tests.conftest import EXAMPLES
+
+BASE = BaseFacts("dsbuild-base:bookworm", (PythonInstall("3.11", "/usr/bin/python3.11"),), "3.11")
+GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+EXAMPLE_NAMES = ["sketches", "apt-postbuild", "binder-runtime", "setup-py"]
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"dsbuild \S+ from", "dsbuild VERSION from", text)
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_example_dockerfiles_match_golden(name):
+    text = normalise(render_dockerfile(plan(scan(EXAMPLES / name), BASE)).text)
+    golden = os.path.join(GOLDEN, f"{name}.Dockerfile")
+    if os.environ.get("UPDATE_GOLDEN"):
+        with open(golden, "w") as handle:
+            handle.write(text)
+    with open(golden) as handle:
+        assert text == handle.read()
+
+
+def test_layer_order_keeps_the_cache_warm():
+    facts = RepoFacts("", {"requirements.txt": "numpy\n", "apt.txt": "jq\n", "postBuild": "x", "start": "x"})
+    dockerfile = render_dockerfile(plan(facts, BASE))
+    order = [p for i, p in enumerate(dockerfile.phases) if p not in dockerfile.phases[:i]]
+    assert order == ["base", "system packages", "jupyter", "environment files", "dependencies", "repository", "postBuild", "start"]
+    text = dockerfile.text
+    assert text.index("COPY --chown=1000:1000 [\".dsbuild/env/\"") < text.index("uv pip install -r") < text.index('["repo/"')
+
+
+def test_step_phases_count_only_buildkit_steps():
+    text = "# dsbuild-phase: base\nFROM x\nENV A=1\nUSER 1\nRUN a\n# dsbuild-phase: deps\nCOPY a b\nWORKDIR /x\nCMD [\"y\"]\n"
+    assert step_phases(text) == ("base", "base", "deps", "deps")
+
+
+def test_paths_and_packages_are_quoted_for_the_shell():
+    facts = RepoFacts("binder", {"postBuild": "x", "apt.txt": "libfoo+bar\n"})
+    text = render_dockerfile(plan(facts, BASE)).text
+    assert "./binder/postBuild" in text
+    assert "install --no-install-recommends libfoo+bar" in text
+
+
+def test_install_runs_as_the_notebook_user_with_host_trust_mounted():
+    text = render_dockerfile(plan(RepoFacts("", {"requirements.txt": "numpy\n"}), BASE)).text
+    jupyter = text.index("# dsbuild-phase: jupyter")
+    assert "USER 1000" in text[jupyter:]
+    assert "source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt" in text[jupyter:]
+    copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert copies and not any("ca.crt" in line or "build.env" in line for line in copies)  # never in a layer

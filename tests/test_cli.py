@@ -1,0 +1,80 @@
+"""The CLI in-process: help, inspect, and one-line errors with their exit codes."""
+
+import pytest
+from click.testing import CliRunner
+
+from dsbuild.cli import main
+from tests.conftest import EXAMPLES
+
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+@pytest.fixture
+def cli():
+    return CliRunner()
+
+
+def error_lines(result):
+    return [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+
+
+def test_help_lists_commands(cli):
+    result = cli.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("inspect", "build", "run", "base"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize("example", ["sketches", "apt-postbuild", "binder-runtime", "setup-py"])
+def test_inspect_prints_the_dockerfile(cli, example):
+    result = cli.invoke(main, ["inspect", str(EXAMPLES / example)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1].startswith("# dsbuild-phase: base")
+    assert "FROM dsbuild-base:bookworm" in result.stdout
+    assert "pieces:" in result.stderr
+
+
+def test_inspect_shows_binder_folder_precedence(cli):
+    result = cli.invoke(main, ["inspect", str(EXAMPLES / "binder-runtime")])
+    assert "config:   binder/" in result.stderr
+    assert "this-package-does-not-exist" not in result.stdout
+
+
+def test_bad_ref_is_one_line_exit_2(cli, tmp_path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    result = cli.invoke(main, ["build", str(tmp_path), "--ref", "no-such-branch"], env=NO_ENGINE)
+    assert result.exit_code in (2, 4)  # the engine is checked first when there is none
+    result = cli.invoke(main, ["inspect", str(tmp_path), "--ref", "no-such-branch"])
+    assert result.exit_code == 2
+    assert error_lines(result) == [f"Error: ref 'no-such-branch' not found in {tmp_path.as_uri()} (looked for a branch, a tag and a commit)"]
+    assert "Traceback" not in result.output
+
+
+def test_injection_in_ref_is_refused_before_git_runs(cli, tmp_path):
+    result = cli.invoke(main, ["inspect", str(tmp_path), "--ref", "--upload-pack=touch pwned"])
+    assert result.exit_code == 2 and "not a valid git ref" in result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_engine_is_one_line_exit_4(cli):
+    result = cli.invoke(main, ["build", str(EXAMPLES / "sketches")], env=NO_ENGINE)
+    assert result.exit_code == 4
+    assert error_lines(result) == [
+        "Error: cannot reach the Docker engine at unix:///nonexistent/docker.sock; is dockerd running? (scripts/setup.sh starts one)"
+    ]
+
+
+def test_unreachable_configuration_is_named(cli, tmp_path):
+    (tmp_path / "environment.yml").write_text("dependencies: [numpy]\n")
+    result = cli.invoke(main, ["inspect", str(tmp_path)], env=NO_ENGINE)
+    assert result.exit_code == 3
+    assert "environment.yml needs conda channels" in error_lines(result)[0]
+
+
+def test_bad_run_options_are_refused_before_building(cli):
+    result = cli.invoke(main, ["run", str(EXAMPLES / "sketches"), "--memory", "lots"], env=NO_ENGINE)
+    assert result.exit_code == 6 and "--memory wants a size" in result.stderr
+    result = cli.invoke(main, ["run", str(EXAMPLES / "sketches"), "-v", "/nonexistent/x:/data"], env=NO_ENGINE)
+    assert result.exit_code == 6 and "does not exist" in result.stderr
