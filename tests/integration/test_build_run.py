@@ -145,3 +145,32 @@ def test_cli_run_detached_prints_a_working_url(engine, prefix):
             assert response.status == 200 and b"JupyterLab" in response.read()
     finally:
         subprocess.run([engine.cli, "rm", "-f", container], capture_output=True)
+
+
+def test_git_source_is_tagged_by_the_resolved_commit(engine, prefix, tmp_path):
+    from dsbuild.builder.source import parse_source
+
+    repo = tmp_path / "origin"
+    shutil.copytree(EXAMPLES / "sketches", repo)
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "one"], ["tag", "v1"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    built, events = build_all(
+        BuildRequest(source=parse_source(repo.as_uri(), "v1"), host=read_host_settings(), name=f"{prefix}-git"), engine
+    )
+    assert built.image == f"{prefix}-git:{sha[:12]}"
+    assert any(isinstance(e, Status) and e.message == f"commit {sha}" for e in events)
+    labels = engine.image_labels(built.image)
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["org.opencontainers.image.source"] == repo.as_uri()
+    assert labels["io.dsbuild.ref"] == "v1"
+
+
+def test_own_dockerfile_is_built_as_it_is(engine, prefix, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM dsbuild-base:bookworm\nCOPY hello.txt /hello.txt\n")
+    (tmp_path / "hello.txt").write_text("from the repository's Dockerfile\n")
+    (tmp_path / "requirements.txt").write_text("ignored-because-of-the-dockerfile==1\n")
+    built, _ = build_all(request(prefix, tmp_path, "own-dockerfile"), engine)
+    assert built.plan.pieces == ("Dockerfile",)
+    assert docker_run(engine, built.image, "cat", "/hello.txt") == "from the repository's Dockerfile\n"
+    assert engine.image_labels(built.image)["io.dsbuild.pieces"] == "Dockerfile"
