@@ -455,7 +455,10 @@ def read_catalog_file(path: str | Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise CatalogError(f"catalog file {path} is not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "cannot parse"
+        raise CatalogError(f"catalog file {path} is not valid YAML{where}: {problem}") from None
 
 
 def load_catalog(path: str | Path) -> Catalog:

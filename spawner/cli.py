@@ -53,9 +53,13 @@ def config(catalog_path: Path, fmt: str, output: Path | None) -> None:
     the hub needs dsbuild installed (pip install "dsbuild[spawner]").
     """
     try:
-        catalog = parse_catalog(read_catalog_file(catalog_path))
+        data = read_catalog_file(catalog_path)  # its errors name the file
     except ModuleNotFoundError as e:
         raise click.ClickException(f"{e.name} is needed to read catalogs: pip install \"dsbuild[spawner]\"") from None
+    except CatalogError as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        catalog = parse_catalog(data)
     except CatalogError as e:
         raise click.ClickException(f"{catalog_path}: {e}") from None
     text = render_hub_config(catalog, fmt, source=str(catalog_path))

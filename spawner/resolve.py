@@ -27,6 +27,7 @@ from .catalog import (
     Security,
 )
 from .errors import ChoiceError, LimitExceeded, SpawnRequestError
+from .names import check_image
 from .options import UserOptions, parse_user_options
 from .quantities import Cpu, Memory
 
@@ -175,7 +176,12 @@ def _choose_git(options: UserOptions, catalog: Catalog) -> tuple[str, str, GitSo
     ref = options.git_ref or "HEAD"
     if not _REF.match(ref) or ".." in ref:
         raise ChoiceError(f"git_ref {ref!r} is not a branch, tag or commit name")
-    return url, _git_image(catalog, url, ref), GitSource(url, ref)
+    image = _git_image(catalog, url, ref)
+    try:
+        check_image(image)
+    except ValueError as e:
+        raise ChoiceError(f"git_url {url!r} with git_ref {ref!r} gives no valid image name: {e}") from None
+    return url, image, GitSource(url, ref)
 
 
 def _choose_environment(options: UserOptions, catalog: Catalog) -> tuple[str, str, GitSource | None]:

@@ -29,7 +29,7 @@ from .form import spawn_form
 from .k8s import to_model, to_plain
 from .manifests import pod_manifest, pvc_manifest
 from .names import check_image
-from .options import UserOptions, options_from_form, parse_user_options
+from .options import options_from_form, parse_user_options
 from .progress import chosen_message, relabel
 from .resolve import HubUser, ResourceRequest, Usage, held_usage, resolve
 
@@ -202,4 +202,4 @@ class DsbuildSpawner(KubeSpawner):
                       self.pvc_name, self._log_name)
 
 
-__all__ = ["DsbuildSpawner", "UserOptions", "bad_request"]
+__all__ = ["DsbuildSpawner", "bad_request"]

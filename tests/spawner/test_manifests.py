@@ -4,13 +4,14 @@ Kubernetes, and each choice lands where it should."""
 import itertools
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 
 from dsbuild.spawner.manifests import minimal_pod, pod_manifest, pvc_manifest
 from dsbuild.spawner.options import UserOptions, parse_user_options
-from dsbuild.spawner.resolve import HubUser, resolve, choose
+from dsbuild.spawner.resolve import choose, resolve
 
-from conftest import K8S_VERSION  # noqa: E402  (pytest puts this folder on sys.path)
+K8S_VERSION = kubernetes_validate.utils.latest_version()
 
 
 def every_request(catalog):

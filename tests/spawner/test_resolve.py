@@ -1,6 +1,10 @@
 """resolve(): every catalog choice, every refusal, and group limits."""
 
+from dataclasses import replace
+
 import pytest
+
+from dsbuild.spawner.catalog import GroupLimits
 
 from dsbuild.spawner.errors import ChoiceError, LimitExceeded, OptionsError, SpawnRequestError
 from dsbuild.spawner.options import UserOptions, parse_user_options
@@ -42,7 +46,7 @@ def test_every_cpu_and_memory_choice(catalog, researcher):
 
 def test_every_gpu_type_and_count(catalog):
     big = HubUser("gpu-admin", frozenset(), Usage())
-    roomy = catalog.__class__(**{**catalog.__dict__, "group_limits": (), "default_limits": catalog.default_limits.__class__()})
+    roomy = replace(catalog, group_limits=(), default_limits=GroupLimits())
     for gpu_type in catalog.gpu.types:
         for count in catalog.gpu.counts:
             request = resolve(opts(gpu_type=gpu_type.name, gpus=count), roomy, big)
@@ -126,14 +130,13 @@ def test_most_generous_group_wins_and_default_applies_to_the_rest(catalog):
 
 
 def test_a_key_no_group_sets_is_unlimited(catalog):
-    data_free = catalog.__class__(**{**catalog.__dict__, "default_limits": catalog.default_limits.__class__()})
+    data_free = replace(catalog, default_limits=GroupLimits())
     assert resolve(opts(cpu="8", memory="32Gi"), data_free, HubUser("guest")).cpu.limit == Cpu(8000)
 
 
 def test_a_hub_without_gpus_or_git_builds_says_so(catalog, researcher):
-    plain = catalog.__class__(**{**catalog.__dict__, "gpu": None, "git_builds": None,
-                                 "storage": catalog.storage.__class__("/home/jovyan", "ReadWriteOnce", catalog.storage.sizes, ()),
-                                 "defaults": catalog.defaults.__class__(**{**catalog.defaults.__dict__, "storage_class": None})})
+    plain = replace(catalog, gpu=None, git_builds=None, storage=replace(catalog.storage, classes=()),
+                    defaults=replace(catalog.defaults, storage_class=None))
     with pytest.raises(ChoiceError, match="this hub offers no GPUs"):
         resolve(opts(gpu_type="nvidia-t4"), plain, researcher)
     with pytest.raises(ChoiceError, match="this hub does not build from git URLs"):
