@@ -104,6 +104,34 @@ class DockerEngine:
             image_id = iidfile.read_text().strip()
         yield BuildFinished(image_id, tuple(parser.cached), tuple(parser.ran))
 
+    def add_labels(self, image_id: str, labels: Mapping[str, str], scratch_ref: str) -> str:
+        """A new image id: `image_id` plus labels (metadata only, no layer). BuildKit resolves
+        FROM by name only, so a scratch tag stands in while it builds, and is removed."""
+        self.tag(image_id, scratch_ref)
+        try:
+            lines = [f"FROM {scratch_ref}"] + [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
+            with tempfile.TemporaryDirectory(prefix="dsbuild-") as tmp:
+                iid = Path(tmp) / "iid"
+                done = subprocess.run(
+                    [self.cli, "build", "--quiet", "--iidfile", str(iid), "-"],
+                    env=self.env, input="\n".join(lines).encode(), capture_output=True,
+                )
+                if done.returncode != 0 or not iid.exists():
+                    raise BuildFailed(f"labelling the image failed: {_last_line(done.stderr)}")
+                return iid.read_text().strip()
+        finally:
+            self._run("image", "rm", "--no-prune", scratch_ref, check=False)
+
+    def push(self, ref: str) -> None:
+        done = self._run("push", ref, check=False, timeout=1800)
+        if done.returncode != 0:
+            raise BuildFailed(f"pushing {ref} failed: {_last_line(done.stderr)}")
+
+    def read_file(self, image: str, path: str) -> str | None:
+        """A text file from inside an image, without starting its entrypoint or network."""
+        done = self.exec_run(image, [path], entrypoint="cat")
+        return done.stdout.decode() if done.returncode == 0 else None
+
     # Containers
 
     def run_detached(self, args: Sequence[str], env: Mapping[str, str] = {}) -> str:

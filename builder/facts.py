@@ -15,6 +15,7 @@ from .errors import ConfigError
 # Every file name any piece looks at. A binder folder holds these; so does the root.
 CONFIG_FILES = (
     "requirements.txt",
+    "requirements.lock",
     "apt.txt",
     "postBuild",
     "start",

@@ -94,6 +94,13 @@ class GitFetcher:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
 
+    def commit_date(self, resolved: Resolved) -> str:
+        assert isinstance(resolved.source, GitSource) and resolved.commit
+        mirror = self._mirror(resolved.source.url)
+        if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
+            self._fetch(mirror, resolved.commit)
+        return _git("show", "-s", "--format=%cI", resolved.commit, cwd=mirror).stdout.decode().strip()
+
     def _ls_remote(self, url: str) -> str:
         try:
             return _git("ls-remote", "--", url).stdout.decode()
@@ -138,6 +145,10 @@ def resolve_local(source: LocalSource) -> Resolved:
             sha = head.stdout.decode().strip()
             return Resolved(source, sha, sha)
     return Resolved(source, None, "src-" + content_hash(source.path))
+
+
+def local_commit_date(path: Path, commit: str) -> str:
+    return _git("show", "-s", "--format=%cI", commit, cwd=path).stdout.decode().strip()
 
 
 def content_hash(root: Path) -> str:

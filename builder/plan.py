@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .facts import RepoFacts
+from .lock import LOCK_FILE, check_lock
 from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
 from .pieces.dockerfile import DockerfilePiece
 from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupPiece
@@ -34,7 +36,9 @@ PIECES: tuple[Piece, ...] = (
 # Installed into every image, so it runs alone (JupyterLab) and under JupyterHub
 # (jupyterhub-singleuser). Pinned: the layer that installs them is shared by every repo.
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "jupyterhub==5.5.4")
+NOTEBOOK_FILE = "dsbuild-notebook.in"  # the Jupyter packages (and pip), resolved with the user's
 DEFAULT_BASE_IMAGE = "dsbuild-base:bookworm"
+_AS_OF = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,20 @@ class BaseFacts:
 class BuildOptions:
     base_image: str = DEFAULT_BASE_IMAGE
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
+    locked: bool = False  # install from the repository's requirements.lock only
+    as_of: str | None = None  # resolve as of this date (RFC 3339); Jupyter packages then float too
+
+    def __post_init__(self) -> None:
+        if self.as_of is not None and self.as_of != "commit" and not _AS_OF.match(self.as_of):
+            raise ConfigError(f"--as-of wants 'commit' or a date like 2023-06-30 or 2023-06-30T12:00:00Z, got {self.as_of!r}")
+        if self.as_of and self.locked:
+            raise ConfigError("--as-of and --locked exclude each other: a lock already fixes every version")
+
+    def notebook_packages(self) -> tuple[str, ...]:
+        """Pinned normally; as of a date, only the names, so they resolve as of then too."""
+        if self.as_of:
+            return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + ("pip",)
+        return self.jupyter_packages + ("pip",)
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,8 @@ class BuildPlan:
     start: str | None = None
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
     dockerfile: str | None = None  # the repository's own Dockerfile, built as it is
+    locked: bool = False  # env_files is the lock, installed as it is
+    exclude_newer: str | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -95,6 +115,7 @@ class BuildPlan:
             "env": {f.name: f.content.replace("\r\n", "\n").strip() for f in self.env_files},
             "jupyter": list(self.jupyter_packages),
             "dockerfile": self.dockerfile,
+            "exclude_newer": self.exclude_newer,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
@@ -104,6 +125,8 @@ def detected(facts: RepoFacts) -> tuple[Piece, ...]:
 
 
 def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions()) -> BuildPlan:
+    if options.as_of == "commit":
+        raise ValueError("--as-of commit is replaced by the commit's date before planning")
     pieces = detected(facts)
     if pieces and isinstance(pieces[0], DockerfilePiece):
         own = pieces[0].contribute(facts)
@@ -113,18 +136,39 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     parts = [piece.contribute(facts) for piece in pieces]
     merged = _merge(parts)
     notes = () if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
+    if options.locked:
+        env_files = (_locked_env(facts, merged.env_files),)
+    else:
+        notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages()))
+        env_files = merged.env_files + (notebook,)
     return BuildPlan(
         base_image=options.base_image,
         pieces=tuple(p.name for p in pieces),
         python=base.python(merged.python_version),
         apt_packages=merged.apt_packages,
-        env_files=merged.env_files,
+        env_files=env_files,
         repo_installs=merged.repo_installs,
         post_build=merged.post_build,
         start=merged.start,
         jupyter_packages=options.jupyter_packages,
+        locked=options.locked,
+        exclude_newer=options.as_of,
         notes=notes,
     )
+
+
+def _locked_env(facts: RepoFacts, env_files: tuple[EnvFile, ...]) -> EnvFile:
+    """--locked: the repository's requirements.lock, checked against its requirements."""
+    if not facts.has(LOCK_FILE):
+        raise ConfigError(f"--locked needs {facts.path(LOCK_FILE)}; write it with `dsbuild lock REPO --write`")
+    lock = facts.text(LOCK_FILE)
+    for env_file in env_files:
+        check_lock(env_file.content, lock, facts.path(env_file.name))
+    check_lock("\n".join(JUPYTER_NAMES), lock, "the Jupyter packages")
+    return EnvFile(LOCK_FILE, lock)
+
+
+JUPYTER_NAMES = ("jupyterlab", "jupyterhub")
 
 
 def _merge(parts: list[Contribution]) -> Contribution:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -18,10 +18,12 @@ from typing import Iterator
 from .base_image import base_facts, build_default_base
 from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
-from .errors import BuildFailed
+from .errors import BuildFailed, ConfigError
 from .facts import scan
-from .fetch import GitFetcher, Resolved, public_url, resolve_local
+from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
 from .host import HostSettings
+from .lock import LOCK_PATH, lock_digest
+from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
 from .render import dsbuild_version, render_dockerfile
@@ -29,6 +31,7 @@ from .source import GitSource, Source, image_name, validate_image_ref
 
 LABEL_PREFIX = "io.dsbuild."
 OPTIONS_LABEL = LABEL_PREFIX + "options-hash"
+LOCK_LABEL = LABEL_PREFIX + "lock-sha256"
 
 
 def cache_dir() -> Path:
@@ -43,6 +46,8 @@ class BuildRequest:
     name: str | None = None  # image repository name; default dsbuild-<repo>
     force: bool = False
     no_cache: bool = False
+    registry: Registry | None = None  # names the image HOST:PORT/name:tag
+    push: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ def resolve(source: Source) -> Resolved:
 
 
 def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str:
-    data = [dsbuild_version(), base_id, list(options.jupyter_packages), host.index_url, list(host.extra_index_urls)]
+    data = [
+        dsbuild_version(), base_id, list(options.jupyter_packages), host.index_url, list(host.extra_index_urls),
+        options.locked, options.as_of,
+    ]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
@@ -108,8 +116,16 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     resolved = resolve(request.source)
     if resolved.commit:
         yield Status("resolving", f"commit {resolved.commit}")
+    if request.options.as_of == "commit":
+        request = replace(request, options=replace(request.options, as_of=commit_date(resolved)))
+        yield Status("resolving", f"resolving packages as of {request.options.as_of}")
     name = request.name or image_name(request.source)
-    ref = validate_image_ref(f"{name}:{resolved.tag}")
+    tag = resolved.tag
+    ref = validate_image_ref(request.registry.image(name, tag) if request.registry else f"{name}:{tag}")
+    if request.registry and not request.force and manifest_exists(request.registry, name, tag, docker_auth(request.registry.host)):
+        yield Status("skipped", f"{ref} is already in the registry (use --force to build again)")
+        yield Built(ref, "", resolved, skipped=True)
+        return
     yield from ensure_base(engine, request.options.base_image)
     base_id = (engine.inspect_image(request.options.base_image) or {}).get("Id", "")
     opts = options_hash(request.options, base_id, request.host)
@@ -117,6 +133,7 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     if existing is not None and existing.get(OPTIONS_LABEL) == opts and not request.force:
         info = engine.inspect_image(ref) or {}
         yield Status("skipped", f"{ref} is already built (use --force to build again)")
+        yield from _push(request, engine, ref)
         yield Built(ref, info.get("Id", ""), resolved, skipped=True)
         return
     with locked(cache_dir() / "contexts" / name) as folder, tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
@@ -147,5 +164,34 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
             yield event
         if finished is None:
             raise BuildFailed("the build ended without an image")
-        engine.tag(finished.image_id, ref)
-        yield Built(ref, finished.image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+        image_id = finished.image_id
+        if not the_plan.dockerfile:
+            image_id = _label_lock(engine, image_id, f"{name}:dsbuild-scratch-{resolved.tag}")
+        engine.tag(image_id, ref)
+        yield from _push(request, engine, ref)
+        yield Built(ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+
+
+def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:
+    if request.push and request.registry:
+        yield Status("pushing", f"pushing {ref}")
+        engine.push(ref)
+        yield Status("pushing", f"pushed {ref}")
+
+
+def commit_date(resolved: Resolved) -> str:
+    """--as-of commit: the committer date of the resolved commit."""
+    if resolved.commit is None:
+        raise ConfigError("--as-of commit needs a commit, but this folder has uncommitted changes; give a date instead")
+    if isinstance(resolved.source, GitSource):
+        return GitFetcher(cache_dir() / "git").commit_date(resolved)
+    return local_commit_date(resolved.source.path, resolved.commit)
+
+
+def _label_lock(engine: DockerEngine, image_id: str, scratch_ref: str) -> str:
+    """The lock the build wrote goes into a label as a digest, so it can be compared without
+    starting the image."""
+    lock = engine.read_file(image_id, LOCK_PATH)
+    if lock is None:
+        raise BuildFailed(f"the build wrote no {LOCK_PATH}")
+    return engine.add_labels(image_id, {LOCK_LABEL: lock_digest(lock)}, scratch_ref)

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import click
+from click import UsageError
 from rich.text import Text
 
 from dsbuild.builder.base_image import base_facts, build_default_base
@@ -18,6 +19,7 @@ from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, plan
 from dsbuild.builder.render import render_dockerfile
 from dsbuild.builder.run import RunOptions, Volume, start_server
+from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import BuildRequest, Built, build, cache_dir, resolve
 from dsbuild.builder.source import GitSource, parse_source
 
@@ -58,6 +60,14 @@ def build_options(command):
                 help="CA bundle trusted during the build. Default: the host's (SSL_CERT_FILE, PIP_CERT, system bundle).",
             ),
             click.option("--index-url", help="Python package index for the build. Default: the host's pip/uv setting."),
+            click.option("--locked", is_flag=True, help="Install exactly the repository's requirements.lock (see `dsbuild lock`)."),
+            click.option(
+                "--as-of",
+                metavar="DATE|commit",
+                help="Resolve unpinned requirements as they were on DATE (2023-06-30), or on the commit's date.",
+            ),
+            click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
+            click.option("--push", is_flag=True, help="Push the image to --registry after building."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
         ]
     ):
@@ -65,14 +75,18 @@ def build_options(command):
     return command
 
 
-def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url) -> BuildRequest:
+def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push) -> BuildRequest:
+    if push and not registry:
+        raise UsageError("--push needs --registry HOST:PORT")
     return BuildRequest(
         source=parse_source(repo, ref),
-        options=BuildOptions(base_image=base_image),
+        options=BuildOptions(base_image=base_image, locked=locked, as_of=as_of),
         host=read_host_settings(ca_cert, index_url),
         name=image_name,
         force=force,
         no_cache=no_cache,
+        registry=Registry(registry) if registry else None,
+        push=push,
     )
 
 
@@ -136,13 +150,14 @@ def _inspect_base(base_image: str) -> BaseFacts:
 @source_options
 @build_options
 @user_errors
-def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, quiet):
+def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
-    Skipped when that tag already exists (built with the same options), unless --force.
+    Skipped when that tag already exists (built with the same options), or when
+    --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url)
+    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
     result = _build(request, quiet)
     click.echo(result.image)
 
@@ -158,7 +173,10 @@ def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, i
 @click.option("--detach", "-d", is_flag=True, help="Leave JupyterLab running and return once it answers.")
 @click.option("--timeout", default=90, show_default=True, help="Seconds to wait for JupyterLab to answer.")
 @user_errors
-def run_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, quiet, port, volumes, cpus, memory, gpus, detach, timeout):
+def run_command(
+    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet,
+    port, volumes, cpus, memory, gpus, detach, timeout,
+):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
     Without --detach, JupyterLab's log follows until Ctrl-C, which stops and removes
@@ -166,9 +184,11 @@ def run_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, ind
     `docker rm -f CONTAINER`.
     """
     options = RunOptions(port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus)
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url)
+    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
     result = _build(request, quiet)
     engine = DockerEngine()
+    if result.skipped and engine.inspect_image(result.image) is None:
+        raise UsageError(f"{result.image} is in the registry but not on this engine; `docker pull` it first")
     if not quiet:
         err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image))
     server = start_server(engine, result.image, options, timeout=timeout)

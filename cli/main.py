@@ -21,7 +21,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import build_commands  # noqa: F401  (adds inspect, build, run, base)
+    from . import build_commands, repro_commands  # noqa: F401  (add their commands to main)
 
     try:
         from dsbuild.spawner.cli import hub

@@ -12,6 +12,7 @@ need=()
 command -v git >/dev/null || need+=(git)
 [ -x /usr/bin/docker ] && command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)  # the registry the tests push to
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ((${#need[@]})); then

