@@ -113,3 +113,16 @@ def test_push_then_the_registry_copy_skips_the_build(engine, prefix, repo, first
             assert engine.inspect_image(pushed.image) is None  # skipped without pulling
         finally:
             engine.remove_image(pushed.image)
+
+
+def test_two_repositories_with_one_environment_share_the_dependency_layers(engine, prefix, repo, first, tmp_path):
+    other = tmp_path / "another-project"
+    other.mkdir()
+    shutil.copy(repo / "requirements.txt", other / "requirements.txt")
+    (other / "analysis.py").write_text(f"# a different project {os.urandom(8).hex()}\n")
+    second, _ = build_all(request(prefix, other, "another-project"), engine)
+    phases = dict(enumerate(("base",) * 4 + ("jupyter", "environment files", "dependencies", "repository"), 1))
+    assert [phases[s] for s in second.run_steps] == ["repository"]
+    labels = engine.image_labels(second.image)
+    assert labels["io.dsbuild.environment-hash"] == engine.image_labels(first.image)["io.dsbuild.environment-hash"]
+    assert labels[LOCK_LABEL] == engine.image_labels(first.image)[LOCK_LABEL]
