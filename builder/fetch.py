@@ -101,6 +101,21 @@ class GitFetcher:
             self._fetch(mirror, resolved.commit)
         return _git("show", "-s", "--format=%cI", resolved.commit, cwd=mirror).stdout.decode().strip()
 
+    def tree_size(self, resolved: Resolved) -> int:
+        """Bytes in the files of the resolved commit (fetched into the mirror when needed),
+        so a service can refuse a repository that is too large before building it."""
+        assert isinstance(resolved.source, GitSource) and resolved.commit
+        mirror = self._mirror(resolved.source.url)
+        if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
+            self._fetch(mirror, resolved.commit)
+        listing = _git("ls-tree", "-r", "-l", "-z", resolved.commit, cwd=mirror).stdout.decode(errors="replace")
+        total = 0
+        for entry in listing.split("\0"):
+            fields = entry.split("\t", 1)[0].split()
+            if len(fields) == 4 and fields[3].isdigit():
+                total += int(fields[3])
+        return total
+
     def _ls_remote(self, url: str) -> str:
         try:
             return _git("ls-remote", "--", url).stdout.decode()

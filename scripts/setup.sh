@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install and start what dsbuild needs on a fresh Debian machine (as root, no systemd):
-# system packages, the Python environment in .venv, a Docker engine, the default base image.
+# system packages, the Python environment in .venv, a Docker engine, the default base image,
+# configurable-http-proxy (for `dsbuild hub up`) and Chromium (for the browser tests).
 # Safe to run again: each step is skipped when already done.
 # What this script starts (dockerd) is recorded in .run/ so scripts/stop.sh can stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .run
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1  # the browser tests use Debian's chromium, never a download
 say() { printf '\033[1;36m[setup]\033[0m %s\n' "$*" >&2; }
 
 need=()
@@ -15,6 +17,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)  # the registry the tests push to
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need+=(python3)
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null || need+=(npm)                     # configurable-http-proxy, JupyterHub's proxy
+[ -x /usr/bin/chromium ] || need+=(chromium)                  # the browser tests drive Debian's Chromium
 if ((${#need[@]})); then
     say "installing Debian packages: ${need[*]}"
     apt-get update -q >/dev/null
@@ -30,6 +34,17 @@ if [ ! -x .venv/bin/uv ]; then
 fi
 say "installing dsbuild (editable) with its test dependencies"
 .venv/bin/uv pip install --python .venv/bin/python -q -e '.[test]'
+
+chp=.run/node/node_modules/.bin/configurable-http-proxy
+if [ ! -x "$chp" ]; then
+    # configurable-http-proxy 5 needs Node.js 20; Debian bookworm's is 18, which 4.6 supports.
+    node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    version=5; [ "$node_major" -ge 20 ] || version=4.6
+    say "installing configurable-http-proxy@$version into .run/node (npm)"
+    mkdir -p .run/node
+    npm install --no-audit --no-fund --prefix .run/node "configurable-http-proxy@$version" >.run/node/npm.log 2>&1 || true
+    [ -x "$chp" ] || { say "npm could not install configurable-http-proxy; see .run/node/npm.log"; exit 1; }
+fi
 
 if ! /usr/bin/docker info >/dev/null 2>&1; then
     say "starting dockerd (log: .run/dockerd.log)"

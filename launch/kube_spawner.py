@@ -1,0 +1,49 @@
+"""KubeLaunchSpawner: the Kubernetes spawner (DsbuildSpawner) taking images from the
+launch service. Used when `dsbuild serve` launches onto a cluster: the service builds,
+pushes to `--registry`, and starts servers with the launch keys in user_options
+(spawning.py); everything else (catalog, limits, pods, volumes) is DsbuildSpawner's."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dsbuild.spawner.errors import ChoiceError, SpawnRequestError
+from dsbuild.spawner.resolve import HubUser, ResourceRequest
+from dsbuild.spawner.spawner import DsbuildSpawner, bad_request
+from traitlets import Unicode
+
+from .spawning import hub_user_of, split_launch_options
+
+
+def _has_volume(orm_spawner: Any) -> bool:
+    return bool((orm_spawner.state or {}).get("pvc_name"))
+
+
+class KubeLaunchSpawner(DsbuildSpawner):
+    """DsbuildSpawner that also runs the images the launch service built and pushed."""
+
+    launch_image_prefix = Unicode(
+        "",
+        config=True,
+        help="""Images named in user_options must start with this, the registry the launch
+        service pushes to (e.g. "registry.example.org:5000/"). Empty: such requests are refused.""",
+    )
+
+    def hub_user(self, catalog) -> HubUser:
+        return hub_user_of(self.user, self.name, catalog, has_volume=_has_volume)
+
+    async def choose_resources(self, user_options: Any) -> ResourceRequest:
+        try:
+            launch, rest = split_launch_options(user_options)
+            if launch and not (self.launch_image_prefix and launch.image.startswith(self.launch_image_prefix)):
+                raise ChoiceError(f"image {launch.image} is not from the launch service's registry")
+        except SpawnRequestError as err:
+            self._refused = True
+            self.log.info("Refused spawn request for %s: %s", self._log_name, err)
+            raise bad_request(err) from None
+        request = await super().choose_resources(rest)
+        if launch:
+            request = dataclasses.replace(request, image=launch.image)
+            self.resource_request = request
+        return request
