@@ -6,14 +6,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
 from .errors import ConfigError
 
 LOCK_PATH = "/srv/dsbuild/requirements.lock"
 LOCK_FILE = "requirements.lock"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503 normalised name (as packaging's, without importing it on every start)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def parse_lock(text: str) -> dict[str, str]:
@@ -34,6 +36,8 @@ def lock_digest(text: str) -> str:
 
 def check_lock(requirements: str, lock_text: str, where: str = "requirements.txt") -> None:
     """Every requirement must be satisfied by a pin in the lock, or the build stops."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     pins = parse_lock(lock_text)
     if not pins:
         raise ConfigError(f"{LOCK_FILE} pins no packages; write it with `dsbuild lock REPO --write`")

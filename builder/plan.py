@@ -37,6 +37,12 @@ PIECES: tuple[Piece, ...] = (
 # (jupyterhub-singleuser). Pinned: the layer that installs them is shared by every repo.
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "jupyterhub==5.5.4")
 NOTEBOOK_FILE = "dsbuild-notebook.in"  # the Jupyter packages (and pip), resolved with the user's
+OVERRIDES_FILE = "dsbuild-overrides.txt"
+# Packages kept out of every environment (a uv override with a marker that is never true).
+# rfc3987-syntax builds a grammar parser when imported; jsonschema imports it only if it
+# is installed, so leaving it out costs only the "iri" format check and saves about 1 s
+# of every JupyterLab start (measured by benchmarks/, docs/benchmarks.md).
+OVERRIDES = ("rfc3987-syntax ; sys_platform == 'never'",)
 DEFAULT_BASE_IMAGE = "dsbuild-base:bookworm"
 _AS_OF = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?$")
 
@@ -140,7 +146,8 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
         env_files = (_locked_env(facts, merged.env_files),)
     else:
         notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages()))
-        env_files = merged.env_files + (notebook,)
+        overrides = EnvFile(OVERRIDES_FILE, "".join(f"{o}\n" for o in OVERRIDES), install=False)
+        env_files = merged.env_files + (notebook, overrides)
     return BuildPlan(
         base_image=options.base_image,
         pieces=tuple(p.name for p in pieces),

@@ -7,10 +7,9 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from functools import cache
 from importlib.metadata import version as _dist_version
 
-import jinja2
+from dsbuild.templates import environment
 
 from .errors import ConfigError
 from .plan import BuildPlan
@@ -30,14 +29,8 @@ class Dockerfile:
         return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
 
 
-@cache
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("dsbuild.templates", ""),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # Dockerfiles are not HTML; values are quoted by the filters below
-    )
+def _environment():
+    env = environment("", autoescape=False, trim=False)  # Dockerfiles are not HTML: values are quoted by filters
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     env.filters["json"] = lambda value: json.dumps(str(value))
     return env

@@ -22,7 +22,7 @@ from .errors import BuildFailed, ConfigError
 from .facts import scan
 from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
 from .host import HostSettings
-from .lock import LOCK_PATH, lock_digest
+from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
@@ -127,7 +127,9 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
         yield Built(ref, "", resolved, skipped=True)
         return
     yield from ensure_base(engine, request.options.base_image)
-    base_id = (engine.inspect_image(request.options.base_image) or {}).get("Id", "")
+    base_info = engine.inspect_image(request.options.base_image) or {}
+    base_id = base_info.get("Id", "")
+    base_layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
     opts = options_hash(request.options, base_id, request.host)
     existing = engine.image_labels(ref)
     if existing is not None and existing.get(OPTIONS_LABEL) == opts and not request.force:
@@ -150,6 +152,11 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
             yield Status("planning", note)
         yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
         labels = labels_for(resolved, the_plan, base_id, opts)
+        records = LockRecords(cache_dir() / "locks")
+        lock_key = LockRecords.key(the_plan.environment_hash, opts)
+        known = None if the_plan.dockerfile else records.get(lock_key)
+        if known is not None:
+            labels[LOCK_LABEL] = known.digest
         if the_plan.dockerfile:
             sync_tree(repo, folder / "repo")
             context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
@@ -166,10 +173,29 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
             raise BuildFailed("the build ended without an image")
         image_id = finished.image_id
         if not the_plan.dockerfile:
-            image_id = _label_lock(engine, image_id, f"{name}:dsbuild-scratch-{resolved.tag}")
+            # Each step after FROM adds one layer: the lock is in the dependency step's.
+            index = base_layers + phases.index("dependencies") - 1
+            scratch = f"{name}:dsbuild-scratch-{resolved.tag}"
+            image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
         engine.tag(image_id, ref)
         yield from _push(request, engine, ref)
         yield Built(ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+
+
+def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:
+    if request.push and request.registry:
+        yield Status("pushing", f"pushing {ref}")
+        engine.push(ref)
+        yield Status("pushing", f"pushed {ref}")
+
+
+def commit_date(resolved: Resolved) -> str:
+    """--as-of commit: the committer date of the resolved commit."""
+    if resolved.commit is None:
+        raise ConfigError("--as-of commit needs a commit, but this folder has uncommitted changes; give a date instead")
+    if isinstance(resolved.source, GitSource):
+        return GitFetcher(cache_dir() / "git").commit_date(resolved)
+    return local_commit_date(resolved.source.path, resolved.commit)
 
 
 def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:

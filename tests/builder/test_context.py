@@ -40,7 +40,7 @@ def test_stage_context_writes_dsbuild_files_and_only_environment_files(tmp_path)
     ctx = tmp_path / "ctx"
     dockerfile = stage_context(ctx, repo, the_plan, render_dockerfile(the_plan), HostSettings(ca, None, ()))
     assert dockerfile == ctx / ".dsbuild" / "Dockerfile"
-    assert sorted(p.name for p in (ctx / ".dsbuild" / "env").iterdir()) == ["dsbuild-notebook.in", "requirements.txt"]
+    assert sorted(p.name for p in (ctx / ".dsbuild" / "env").iterdir()) == ["dsbuild-notebook.in", "dsbuild-overrides.txt", "requirements.txt"]
     assert (ctx / ".dsbuild" / "ca.crt").read_text() == "CERT"
     assert os.access(ctx / ".dsbuild" / "entrypoint", os.X_OK)
     assert os.access(ctx / ".dsbuild" / "bin" / "uv", os.X_OK)

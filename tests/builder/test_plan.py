@@ -28,8 +28,9 @@ def test_every_python_piece_composes_in_layer_order():
     assert p.pieces == ("runtime.txt", "apt.txt", "requirements.txt", "setup.py", "postBuild", "start")
     assert p.python == PythonInstall("3.12", "/usr/local/bin/python3.12")
     assert p.apt_packages == ("jq",)
-    assert [f.name for f in p.env_files] == ["requirements.txt", "dsbuild-notebook.in"]
+    assert [f.name for f in p.env_files] == ["requirements.txt", "dsbuild-notebook.in", "dsbuild-overrides.txt"]
     assert p.env_files[1].content == "jupyterlab==4.6.6\njupyterhub==5.5.4\npip\n"
+    assert not p.env_files[2].install and "rfc3987-syntax ; sys_platform == 'never'" in p.env_files[2].content
     assert p.repo_installs == (RepoInstall("editable", "."),)
     assert p.post_build == ("postBuild",) and p.start == "start"
 
@@ -56,7 +57,7 @@ def test_unreachable_file_stops_the_plan():
 
 def test_empty_repository_still_gets_jupyterlab():
     p = plan(RepoFacts("", {}), BASE)
-    assert p.pieces == () and [f.name for f in p.env_files] == ["dsbuild-notebook.in"]
+    assert p.pieces == () and [f.name for f in p.env_files] == ["dsbuild-notebook.in", "dsbuild-overrides.txt"]
     assert "JupyterLab only" in p.notes[0]
 
 
@@ -70,7 +71,7 @@ def test_environment_hash_ignores_code_but_not_environment():
 def test_as_of_floats_the_jupyter_packages_and_is_validated():
     p = plan(RepoFacts("", {"requirements.txt": "numpy\n"}), BASE, BuildOptions(as_of="2023-06-30"))
     assert p.exclude_newer == "2023-06-30"
-    assert p.env_files[-1].content == "jupyterlab\njupyterhub\npip\n"
+    assert p.env_files[-2].content == "jupyterlab\njupyterhub\npip\n"
     with pytest.raises(ConfigError, match="--as-of wants .commit. or a date"):
         BuildOptions(as_of="yesterday; rm -rf /")
     with pytest.raises(ConfigError, match="exclude each other"):

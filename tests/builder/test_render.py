@@ -36,7 +36,7 @@ def test_layer_order_keeps_the_cache_warm():
     order = [p for i, p in enumerate(dockerfile.phases) if p not in dockerfile.phases[:i]]
     assert order == ["base", "system packages", "jupyter", "environment files", "dependencies", "repository", "postBuild", "start"]
     text = dockerfile.text
-    assert text.index("COPY --chown=1000:1000 [\".dsbuild/env/\"") < text.index("uv pip install -r") < text.index('["repo/"')
+    assert text.index("COPY --chown=1000:1000 [\".dsbuild/env/\"") < text.index("uv pip compile") < text.index("uv pip sync") < text.index('["repo/"')
 
 
 def test_step_phases_count_only_buildkit_steps():

@@ -28,7 +28,10 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
     . /etc/dsbuild/build.env \
  && uv venv --python /usr/bin/python3.11 /srv/dsbuild/venv \
- && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4
+ && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
+ && mkdir -p /srv/dsbuild/venv/share/jupyter/lab/settings \
+ && echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+      > /srv/dsbuild/venv/share/jupyter/lab/settings/overrides.json
 
 # dsbuild-phase: environment files
 COPY --chown=1000:1000 [".dsbuild/env/", "/srv/dsbuild/env/"]
@@ -39,9 +42,9 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
     . /etc/dsbuild/build.env \
- && uv pip compile --quiet --generate-hashes /srv/dsbuild/env/dsbuild-notebook.in \
+ && uv pip compile --quiet --generate-hashes --override /srv/dsbuild/env/dsbuild-overrides.txt /srv/dsbuild/env/dsbuild-notebook.in \
       -o /srv/dsbuild/requirements.lock \
- && uv pip install -r /srv/dsbuild/requirements.lock
+ && uv pip sync /srv/dsbuild/requirements.lock
 
 # dsbuild-phase: repository
 COPY --chown=1000:1000 ["repo/", "/home/jovyan/"]
