@@ -27,3 +27,13 @@ class ChoiceError(SpawnRequestError):
 
 class LimitExceeded(SpawnRequestError):
     """A request is over a per-server or per-user limit; the message names it."""
+
+
+class SpawnFailed(RuntimeError):
+    """Kubernetes could not run a server that passed our checks: no node can hold
+    it, or the API refused it (resource quota, limit range, admission). The
+    message quotes Kubernetes' reason; JupyterHub shows it as "Spawn failed: ..."."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message

@@ -11,20 +11,28 @@ KubeSpawner keeps doing the Kubernetes work: start/poll/stop, the home PVC
 for progress. This class only replaces the two manifest getters with the
 pure builders, and refuses bad requests with HTTP 400 in JupyterHub's
 `apply_user_options` step, before anything reaches the Kubernetes API.
+When Kubernetes cannot run a request that passed those checks (no node can
+hold it, a quota or limit range refuses it), start fails with `SpawnFailed`
+quoting Kubernetes' reason (failures.py), and leaves no pod behind.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import time
 from typing import Any
 
 from jupyterhub.utils import maybe_future
+from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Callable, Dict, Unicode, default
+from traitlets import Callable, Dict, Float, Unicode, default
 
 from .catalog import Catalog, load_catalog, parse_catalog
-from .errors import CatalogError, ChoiceError, OptionsError, SpawnRequestError
+from .errors import CatalogError, ChoiceError, OptionsError, SpawnFailed, SpawnRequestError
+from .failures import refusal_message, unplaced_message, unschedulable_reason, waiting_for_volumes
 from .form import spawn_form
 from .k8s import to_model, to_plain
 from .manifests import pod_manifest, pvc_manifest
@@ -81,6 +89,15 @@ class DsbuildSpawner(KubeSpawner):
         `dsbuild.spawner.resolve.GitSource`; returns the image reference to run.
         Without it, git URL requests are refused even if the catalog has
         `git_builds`.""",
+    )
+    unschedulable_timeout = Float(
+        60.0,
+        config=True,
+        help="""Seconds a server's pod may stay unschedulable (no node has room
+        for its CPU, memory or GPUs, or none has its GPU type) before the spawn
+        fails with the scheduler's reason and the pod is deleted. Waiting for
+        the home volume to be bound does not count. 0 waits for `start_timeout`
+        instead, as a cluster autoscaler needs.""",
     )
 
     resource_request: ResourceRequest | None = None  # set by choose_resources
@@ -169,6 +186,59 @@ class DsbuildSpawner(KubeSpawner):
         if self.resource_request is None:
             raise RuntimeError("no resolved request; start() resolves user_options first")
         return self.resource_request
+
+    async def _start(self):
+        """KubeSpawner's start, failing clearly (`SpawnFailed`, pod deleted) when
+        the scheduler finds no node for the pod or the API refuses it."""
+        start = asyncio.ensure_future(super()._start())
+        watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
+        try:
+            await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():  # unschedulable for too long
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await start
+                await self._fail_unplaced(watch.result())
+            return start.result()
+        except ApiException as e:
+            message = refusal_message(e.status, e.body, e.reason)
+            if message is None:
+                raise
+            self.log.warning("Spawn of %s refused by Kubernetes: %s", self._log_name, message)
+            raise SpawnFailed(message) from None
+        except TimeoutError:
+            reason = unschedulable_reason(self._reflected_pod())
+            if reason is None:
+                raise
+            await self._fail_unplaced(reason)
+        finally:
+            for task in (start, watch):
+                task.cancel()
+
+    def _reflected_pod(self) -> dict | None:
+        reflector = self.pod_reflector
+        return reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+
+    async def _unschedulable_for(self, seconds: float) -> str:
+        """Return the scheduler's reason once the pod has been unschedulable for `seconds`."""
+        if seconds <= 0:
+            await asyncio.Future()  # never: start_timeout decides
+        since = None
+        while True:
+            await asyncio.sleep(0.5)
+            reason = unschedulable_reason(self._reflected_pod())
+            if reason is None or waiting_for_volumes(reason):
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return reason
+
+    async def _fail_unplaced(self, reason: str):
+        message = unplaced_message(self._request().summary(), reason)
+        self.log.warning("Spawn of %s failed: %s", self._log_name, message)
+        await self.stop(now=True)  # leave no pending pod behind
+        raise SpawnFailed(message)
 
     async def get_pod_manifest(self):
         base = to_plain(await super().get_pod_manifest())

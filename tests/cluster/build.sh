@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the test cluster's binaries from the official Go modules pinned in
+# tests/cluster/go.mod (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, etcd, kwok) into a cache outside the repo, once per version:
+#   ${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/k8s/<release>/
+# A binary already in the cache (built from the same go.mod/go.sum and Go) is
+# reused. Compiles run under `nice -n 19`. Prints the cache folder last.
+set -euo pipefail
+usage() {
+    cat <<EOF
+Usage: tests/cluster/build.sh [--force] [--print-dir]
+Builds (or reuses) the test cluster's binaries and prints the folder holding them.
+  --force      rebuild every binary even if cached
+  --print-dir  only print the cache folder, build nothing
+Environment: DSBUILD_CACHE_DIR (default \$HOME/.cache/dsbuild), GO (default: go on PATH,
+else /usr/local/go/bin/go).
+EOF
+}
+force=0 print_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --force) force=1 ;;
+        --print-dir) print_only=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "build.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+[ -x "$GO" ] || { echo "build.sh: no Go toolchain (set GO=/path/to/go)" >&2; exit 1; }
+
+release="$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' go.mod)"
+cache="${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/k8s/$release"
+if [ "$print_only" = 1 ]; then echo "$cache"; exit 0; fi
+mkdir -p "$cache"
+
+# The stamp says which sources (go.mod less its comments, go.sum) and toolchain
+# the cached binaries came from; a different stamp rebuilds them all.
+stamp="$( (grep -v '^[[:space:]]*//' go.mod; cat go.sum; "$GO" version) | sha256sum | cut -c1-16)"
+if [ "$force" = 1 ] || [ "$(cat "$cache/.stamp" 2>/dev/null)" != "$stamp" ]; then
+    rm -f "$cache"/kube-apiserver "$cache"/kube-controller-manager "$cache"/kube-scheduler \
+          "$cache"/kubectl "$cache"/etcd "$cache"/kwok
+fi
+
+major="${release#v}"; major="${major%%.*}"
+minor="${release#v*.}"; minor="${minor%%.*}"
+kver=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    kver+=" -X $pkg.gitVersion=$release -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    kver+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+etcd_ver="$(awk '$1=="go.etcd.io/etcd/server/v3" && $2 ~ /^v/ {print $2; exit}' go.mod)"
+kwok_ver="$(awk '$1=="sigs.k8s.io/kwok" && $2 ~ /^v/ {print $2; exit}' go.mod)"
+
+build() {  # build NAME PACKAGE [LDFLAGS]
+    local name="$1" pkg="$2" ldflags="-s -w ${3:-}"
+    if [ -x "$cache/$name" ]; then return 0; fi
+    echo "build.sh: building $name from $pkg ..." >&2
+    local t0=$SECONDS
+    # Build to a temporary name so an interrupted build never leaves a broken binary.
+    nice -n 19 "$GO" build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$cache/.$name.tmp" "$pkg"
+    mv "$cache/.$name.tmp" "$cache/$name"
+    echo "build.sh: built $name in $((SECONDS - t0))s" >&2
+    echo "$name $((SECONDS - t0))" >> "$cache/build-times.txt"
+}
+
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kver"
+build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kver"
+build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kver"
+build kubectl k8s.io/kubernetes/cmd/kubectl "$kver"
+build etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_ver}"
+build kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_ver#v}"
+# kwok's own stages (node initialize and lease heartbeat, pod ready/complete/delete),
+# taken from the kwok module at the pinned version, for start.sh's --config.
+kwok_dir="$("$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+mkdir -p "$cache/stages"
+for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+         pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    install -m 644 "$kwok_dir/kustomize/stage/$f.yaml" "$cache/stages/"
+done
+echo "$stamp" > "$cache/.stamp"
+echo "$cache"

@@ -1,0 +1,101 @@
+"""Kubernetes' reasons for not running a server, as one-line messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+
+from dsbuild.spawner.errors import SpawnFailed
+from dsbuild.spawner.failures import refusal_message, unplaced_message, unschedulable_reason, waiting_for_volumes
+from dsbuild.spawner.spawner import DsbuildSpawner
+
+SCHEDULER = "0/8 nodes are available: 2 Insufficient nvidia.com/gpu, 6 node(s) didn't match Pod's node affinity/selector."
+
+
+def pod(*conditions):
+    return {"metadata": {"name": "jupyter-x"}, "status": {"phase": "Pending", "conditions": list(conditions)}}
+
+
+def test_unschedulable_reason_is_the_schedulers_message():
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": SCHEDULER}
+    assert unschedulable_reason(pod(unschedulable)) == SCHEDULER
+    assert unschedulable_reason(pod({"type": "PodScheduled", "status": "True"})) is None
+    assert unschedulable_reason(pod()) is None
+    assert unschedulable_reason(None) is None
+    assert unschedulable_reason({"metadata": {}, "status": None}) is None
+
+
+def test_quota_and_admission_refusals_quote_the_api_message():
+    quota = ('pods "jupyter-q" is forbidden: exceeded quota: compute, requested: limits.cpu=8, '
+             'used: limits.cpu=0, limited: limits.cpu=4')
+    body = json.dumps({"kind": "Status", "status": "Failure", "message": quota, "reason": "Forbidden", "code": 403})
+    assert refusal_message(403, body) == f"The namespace's resource quota does not allow this server: {quota}"
+    assert refusal_message(422, json.dumps({"message": "bad"})) == "Kubernetes refused to create this server: bad"
+    assert refusal_message(403, "not json", "Forbidden") == "Kubernetes refused to create this server: Forbidden"
+    assert refusal_message(500, body) is None
+    assert refusal_message(409, body) is None
+
+
+def test_unplaced_message_names_the_request_and_the_reason():
+    assert unplaced_message("env (img): 1 CPU", SCHEDULER) == (
+        f"No node can run this server (env (img): 1 CPU). The scheduler says: {SCHEDULER}")
+
+
+def test_waiting_for_the_home_volume_is_not_a_lack_of_room():
+    assert waiting_for_volumes("0/8 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+                               "preemption: 0/8 nodes are available: 8 Preemption is not helpful for scheduling.")
+    assert not waiting_for_volumes(SCHEDULER)
+
+
+def test_start_fails_with_the_schedulers_reason_and_deletes_the_pod(monkeypatch, make_spawner):
+    unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": SCHEDULER}
+    stopped = []
+
+    async def pending_forever(self):
+        await self.load_user_options()
+        await asyncio.sleep(3600)
+
+    async def stop(self, now=False):
+        stopped.append(now)
+
+    monkeypatch.setattr(KubeSpawner, "_start", pending_forever)
+    monkeypatch.setattr(KubeSpawner, "stop", stop)
+
+    async def scenario():
+        spawner = make_spawner(unschedulable_timeout=0.1)
+        reflector = SimpleNamespace(pods={f"{spawner.namespace}/{spawner.pod_name}": pod(unschedulable)})
+        monkeypatch.setattr(DsbuildSpawner, "pod_reflector", property(lambda self: reflector))
+        spawner.user_options = {"gpu_type": "nvidia-t4", "gpus": 1}
+        with pytest.raises(SpawnFailed) as failure:
+            await spawner.start()
+        return failure.value
+
+    failure = asyncio.run(scenario())
+    assert failure.jupyterhub_message.endswith(f"The scheduler says: {SCHEDULER}")
+    assert "1 x NVIDIA T4 16GB" in failure.jupyterhub_message
+    assert stopped == [True]
+
+
+def test_start_refused_by_a_quota_is_one_clear_line(monkeypatch, make_spawner):
+    quota = 'pods "jupyter-rita" is forbidden: exceeded quota: compute, requested: limits.cpu=8'
+
+    async def refused(self):
+        error = ApiException(status=403, reason="Forbidden")
+        error.body = json.dumps({"message": quota})
+        raise error
+
+    monkeypatch.setattr(KubeSpawner, "_start", refused)
+
+    async def scenario():
+        spawner = make_spawner()
+        with pytest.raises(SpawnFailed) as failure:
+            await spawner.start()
+        return failure.value
+
+    assert asyncio.run(scenario()).jupyterhub_message == (
+        f"The namespace's resource quota does not allow this server: {quota}")
