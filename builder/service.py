@@ -109,6 +109,18 @@ def ensure_base(engine: DockerEngine, ref: str) -> Iterator[Status]:
         yield from (Status("base", m) for m in messages)
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What a build produces and what decides it: known before anything is fetched."""
+
+    name: str
+    ref: str
+    resolved: Resolved
+    base_id: str
+    base_layers: int
+    options_hash: str
+
+
 def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     engine.ping()
     validate_image_ref(request.options.base_image, "base image")
@@ -120,66 +132,69 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
         request = replace(request, options=replace(request.options, as_of=commit_date(resolved)))
         yield Status("resolving", f"resolving packages as of {request.options.as_of}")
     name = request.name or image_name(request.source)
-    tag = resolved.tag
-    ref = validate_image_ref(request.registry.image(name, tag) if request.registry else f"{name}:{tag}")
-    if request.registry and not request.force and manifest_exists(request.registry, name, tag, docker_auth(request.registry.host)):
+    ref = validate_image_ref(request.registry.image(name, resolved.tag) if request.registry else f"{name}:{resolved.tag}")
+    registry = request.registry
+    if registry and not request.force and manifest_exists(registry, name, resolved.tag, docker_auth(registry.host)):
         yield Status("skipped", f"{ref} is already in the registry (use --force to build again)")
         yield Built(ref, "", resolved, skipped=True)
         return
     yield from ensure_base(engine, request.options.base_image)
     base_info = engine.inspect_image(request.options.base_image) or {}
     base_id = base_info.get("Id", "")
-    base_layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
-    opts = options_hash(request.options, base_id, request.host)
+    layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
+    target = _Target(name, ref, resolved, base_id, layers, options_hash(request.options, base_id, request.host))
     existing = engine.image_labels(ref)
-    if existing is not None and existing.get(OPTIONS_LABEL) == opts and not request.force:
-        info = engine.inspect_image(ref) or {}
+    if existing is not None and existing.get(OPTIONS_LABEL) == target.options_hash and not request.force:
         yield Status("skipped", f"{ref} is already built (use --force to build again)")
         yield from _push(request, engine, ref)
-        yield Built(ref, info.get("Id", ""), resolved, skipped=True)
+        yield Built(ref, (engine.inspect_image(ref) or {}).get("Id", ""), resolved, skipped=True)
         return
     with locked(cache_dir() / "contexts" / name) as folder, tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
-        if isinstance(request.source, GitSource):
-            yield Status("fetching", f"fetching {resolved.commit}")
-            repo = Path(tmp)
-            GitFetcher(cache_dir() / "git").export(resolved, repo)
-        else:
-            repo = request.source.path
-        facts = scan(repo)
-        base = base_facts(engine, request.options.base_image)
-        the_plan = plan(facts, base, request.options)
-        for note in the_plan.notes:
-            yield Status("planning", note)
-        yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
-        labels = labels_for(resolved, the_plan, base_id, opts)
-        records = LockRecords(cache_dir() / "locks")
-        lock_key = LockRecords.key(the_plan.environment_hash, opts)
-        known = None if the_plan.dockerfile else records.get(lock_key)
-        if known is not None:
-            labels[LOCK_LABEL] = known.digest
-        if the_plan.dockerfile:
-            sync_tree(repo, folder / "repo")
-            context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
-        else:
-            rendered = render_dockerfile(the_plan)
-            dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
-            context, phases = folder, rendered.phases
-        yield Status("building", f"building {ref}")
-        finished = None
-        for event in engine.build(context, dockerfile, phases, labels, request.no_cache):
-            finished = event if isinstance(event, BuildFinished) else finished
-            yield event
-        if finished is None:
-            raise BuildFailed("the build ended without an image")
-        image_id = finished.image_id
-        if not the_plan.dockerfile:
-            # Each step after FROM adds one layer: the lock is in the dependency step's.
-            index = base_layers + phases.index("dependencies") - 1
-            scratch = f"{name}:dsbuild-scratch-{resolved.tag}"
-            image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
-        engine.tag(image_id, ref)
-        yield from _push(request, engine, ref)
-        yield Built(ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+        yield from _build_new(request, engine, target, folder, Path(tmp))
+
+
+def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, folder: Path, tmp: Path) -> Iterator[Event]:
+    """Fetch, plan, stage, build, label, tag: the image does not exist yet."""
+    resolved = target.resolved
+    if isinstance(request.source, GitSource):
+        yield Status("fetching", f"fetching {resolved.commit}")
+        GitFetcher(cache_dir() / "git").export(resolved, tmp)
+        repo = tmp
+    else:
+        repo = request.source.path
+    the_plan = plan(scan(repo), base_facts(engine, request.options.base_image), request.options)
+    for note in the_plan.notes:
+        yield Status("planning", note)
+    yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
+    labels = labels_for(resolved, the_plan, target.base_id, target.options_hash)
+    records = LockRecords(cache_dir() / "locks")
+    lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
+    known = None if the_plan.dockerfile else records.get(lock_key)
+    if known is not None:
+        labels[LOCK_LABEL] = known.digest
+    if the_plan.dockerfile:
+        sync_tree(repo, folder / "repo")
+        context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
+    else:
+        rendered = render_dockerfile(the_plan)
+        dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
+        context, phases = folder, rendered.phases
+    yield Status("building", f"building {target.ref}")
+    finished = None
+    for event in engine.build(context, dockerfile, phases, labels, request.no_cache):
+        finished = event if isinstance(event, BuildFinished) else finished
+        yield event
+    if finished is None:
+        raise BuildFailed("the build ended without an image")
+    image_id = finished.image_id
+    if not the_plan.dockerfile:
+        # Each step after FROM adds one layer: the lock is in the dependency step's.
+        index = target.base_layers + phases.index("dependencies") - 1
+        scratch = f"{target.name}:dsbuild-scratch-{resolved.tag}"
+        image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
+    engine.tag(image_id, target.ref)
+    yield from _push(request, engine, target.ref)
+    yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
 
 
 def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:
@@ -196,28 +211,3 @@ def commit_date(resolved: Resolved) -> str:
     if isinstance(resolved.source, GitSource):
         return GitFetcher(cache_dir() / "git").commit_date(resolved)
     return local_commit_date(resolved.source.path, resolved.commit)
-
-
-def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:
-    if request.push and request.registry:
-        yield Status("pushing", f"pushing {ref}")
-        engine.push(ref)
-        yield Status("pushing", f"pushed {ref}")
-
-
-def commit_date(resolved: Resolved) -> str:
-    """--as-of commit: the committer date of the resolved commit."""
-    if resolved.commit is None:
-        raise ConfigError("--as-of commit needs a commit, but this folder has uncommitted changes; give a date instead")
-    if isinstance(resolved.source, GitSource):
-        return GitFetcher(cache_dir() / "git").commit_date(resolved)
-    return local_commit_date(resolved.source.path, resolved.commit)
-
-
-def _label_lock(engine: DockerEngine, image_id: str, scratch_ref: str) -> str:
-    """The lock the build wrote goes into a label as a digest, so it can be compared without
-    starting the image."""
-    lock = engine.read_file(image_id, LOCK_PATH)
-    if lock is None:
-        raise BuildFailed(f"the build wrote no {LOCK_PATH}")
-    return engine.add_labels(image_id, {LOCK_LABEL: lock_digest(lock)}, scratch_ref)
