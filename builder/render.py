@@ -66,3 +66,11 @@ def render_dockerfile(plan: BuildPlan) -> Dockerfile:
 
 def render_entrypoint() -> str:
     return _environment().get_template("entrypoint.sh.j2").render()
+
+
+def templates_digest() -> str:
+    """Names the templates' text: an image built from other templates is not reused."""
+    from dsbuild.templates import read_template
+
+    text = read_template("", "Dockerfile.j2") + read_template("", "entrypoint.sh.j2")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

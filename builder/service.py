@@ -26,7 +26,7 @@ from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
-from .render import dsbuild_version, render_dockerfile
+from .render import dsbuild_version, render_dockerfile, templates_digest
 from .source import GitSource, Source, image_name, validate_image_ref
 
 LABEL_PREFIX = "io.dsbuild."
@@ -78,7 +78,8 @@ def resolve(source: Source) -> Resolved:
 
 def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str:
     data = [
-        dsbuild_version(), base_id, list(options.jupyter_packages), host.index_url, list(host.extra_index_urls),
+        dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
+        host.index_url, list(host.extra_index_urls),
         options.locked, options.as_of,
     ]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]

@@ -58,3 +58,13 @@ def test_install_runs_as_the_notebook_user_with_host_trust_mounted():
     assert "source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt" in text[jupyter:]
     copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
     assert copies and not any("ca.crt" in line or "build.env" in line for line in copies)  # never in a layer
+
+
+def test_options_hash_changes_with_the_templates(monkeypatch):
+    from dsbuild.builder import service
+    from dsbuild.builder.host import HostSettings
+    from dsbuild.builder.plan import BuildOptions
+
+    before = service.options_hash(BuildOptions(), "sha256:base", HostSettings())
+    monkeypatch.setattr(service, "templates_digest", lambda: "other-templates")
+    assert service.options_hash(BuildOptions(), "sha256:base", HostSettings()) != before
