@@ -121,6 +121,7 @@ class DockerEngine:
                 return iid.read_text().strip()
         finally:
             self._run("image", "rm", "--no-prune", scratch_ref, check=False)
+            self._run("image", "rm", "--no-prune", image_id, check=False)  # the unlabelled original
 
     def push(self, ref: str) -> None:
         done = self._run("push", ref, check=False, timeout=1800)
