@@ -23,15 +23,10 @@ def main() -> None:
 def _register() -> None:
     from . import build_commands, repro_commands  # noqa: F401  (add their commands to main)
 
+    from dsbuild.launch.cli import register  # adds `serve`, and `up`/`down`/`status` to `hub`
     from dsbuild.spawner.cli import hub  # imports neither JupyterHub nor KubeSpawner
 
     main.add_command(hub)
-    try:
-        from dsbuild.launch.cli import register
-    except ModuleNotFoundError as err:  # the launch service is not there yet
-        if err.name != "dsbuild.launch.cli":
-            raise
-        return
     register(main, hub)
 
 
