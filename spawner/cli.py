@@ -17,7 +17,8 @@ from .hub_config import FORMATS, render_hub_config
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def hub() -> None:
-    """Set up JupyterHub to launch dsbuild images on Kubernetes.
+    """JupyterHub for dsbuild images: `config` for a hub on Kubernetes, `up`/`down`
+    for a local hub whose servers are containers on this machine's Docker engine.
 
     An admin describes what users may choose (environments, CPU, memory,
     GPUs, home volume size, shared data) and the limits per JupyterHub group
