@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
+from dsbuild.builder.errors import DsbuildError
 from dsbuild.builder.service import Built, Event
 
 from .errors import TooManyBuilds
@@ -144,7 +145,7 @@ class BuildRegistry:
             if result is None:
                 raise RuntimeError("the builder ended without a result")
         except BaseException as err:  # noqa: BLE001 -- handed to every follower
-            if not hasattr(err, "exit_code"):
+            if not isinstance(err, DsbuildError):
                 log.exception("build of %s failed", job.key.short)
             error = err
         _post(job, self._finish, job, result, error)

@@ -5,18 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from dsbuild.builder.errors import DsbuildError
 from dsbuild.spawner.quantities import Memory
 
+from .errors import ConfigInvalid
 from .routes import KNOWN_SCHEMES
 
 MODES = ("anonymous", "authenticated")
-
-
-class ConfigInvalid(DsbuildError):
-    """A `dsbuild serve` setting is wrong; the message names it."""
-
-    exit_code = 2
 
 
 def _url(value: str, what: str) -> str:

@@ -1,14 +1,31 @@
-"""One error type per way a launch can fail. Each carries a one-line message and the
-HTTP status of the page that shows it; a user's mistake is a 4xx and starts no build."""
+"""The launch side's errors, all under `DsbuildError` (builder/errors.py, the one root).
+
+`LaunchError`s: one type per way a launch can fail, each with a one-line message and the
+HTTP status of the page that shows it; a user's mistake is a 4xx and starts no build.
+`ConfigInvalid` (a `dsbuild serve` setting) and `HubError` (`dsbuild hub up`/`down`) are
+the operator's, shown by the CLI with their own exit codes."""
 
 from __future__ import annotations
 
 from dsbuild.builder.errors import DsbuildError
 
 
+class ConfigInvalid(DsbuildError):
+    """A `dsbuild serve` setting is wrong; the message names it."""
+
+    exit_code = 8
+
+
+class HubError(DsbuildError):
+    """`hub up` or `hub down` could not do its job; the message says why."""
+
+    exit_code = 7
+
+
 class LaunchError(DsbuildError):
     """Base class: `str(err)` is the line shown on the page and in the event stream."""
 
+    exit_code = 12
     status = 500
     reason = "error"  # the `reason` field of a `failed` stream event
 
@@ -74,10 +91,3 @@ class ServerStartFailed(LaunchError):
 
     status = 502
     reason = "launch"
-
-
-class NotLoggedIn(LaunchError):
-    """Authenticated mode needs a JupyterHub login."""
-
-    status = 403
-    reason = "login"

@@ -20,6 +20,7 @@ from contextlib import aclosing
 from urllib.parse import urlsplit
 
 from dsbuild.builder.engine import DockerEngine
+from dsbuild.builder.errors import DsbuildError
 from dsbuild.builder.service import Built, Event, build
 
 from .builds import BuildRegistry
@@ -102,7 +103,7 @@ class Launcher:
                 async for event in starting:
                     yield event
         except Exception as err:  # noqa: BLE001 -- every failure ends the stream with its reason
-            if not hasattr(err, "exit_code"):
+            if not isinstance(err, DsbuildError):
                 log.exception("launch of %s failed", spec.display)
             yield failed(err)
         finally:

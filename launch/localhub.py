@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsbuild.builder.engine import find_docker_cli
-from dsbuild.builder.errors import DsbuildError
 from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
 from dsbuild.spawner.hub_config import catalog_data, python_literal
 
+from .errors import HubError
 from .templating import read_template, render_config
 
 DEFAULT_STATE = Path(".run/hub")
@@ -37,12 +37,6 @@ AUTHENTICATORS = ("null", "dummy", "pam")
 SPAWNERS = ("docker", "kubernetes")
 PROXY_NAMES = ("configurable-http-proxy",)
 Say = Callable[[str], None]
-
-
-class HubError(DsbuildError):
-    """`hub up` or `hub down` could not do its job; the message says why."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True)

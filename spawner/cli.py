@@ -15,6 +15,13 @@ from .errors import CatalogError
 from .hub_config import FORMATS, render_hub_config
 
 
+def _catalog_failure(message: str) -> click.ClickException:
+    """A catalog error as click shows it: one line, the catalog's exit code."""
+    failure = click.ClickException(message)
+    failure.exit_code = CatalogError.exit_code
+    return failure
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def hub() -> None:
     """JupyterHub for dsbuild images: `config` for a hub on Kubernetes, `up`/`down`
@@ -58,11 +65,11 @@ def config(catalog_path: Path, fmt: str, output: Path | None) -> None:
     except ModuleNotFoundError as e:
         raise click.ClickException(f"{e.name} is needed to read catalogs: pip install \"dsbuild[spawner]\"") from None
     except CatalogError as e:
-        raise click.ClickException(str(e)) from None
+        raise _catalog_failure(str(e)) from None
     try:
         catalog = parse_catalog(data)
     except CatalogError as e:
-        raise click.ClickException(f"{catalog_path}: {e}") from None
+        raise _catalog_failure(f"{catalog_path}: {e}") from None
     text = render_hub_config(catalog, fmt, source=str(catalog_path))
     if output is None:
         click.echo(text, nl=False)

@@ -4,17 +4,25 @@
 and its message names the bad key. The others are the user's: the options sent
 with a spawn request cannot be honoured. They share `SpawnRequestError`, which
 the spawner turns into HTTP 400 before anything is sent to Kubernetes.
+All are `DsbuildError`s (builder/errors.py, the one root) with their own exit code.
 """
 
 from __future__ import annotations
 
+from dsbuild.builder.errors import DsbuildError
 
-class CatalogError(ValueError):
+
+class CatalogError(DsbuildError, ValueError):
     """The admin's resource catalog is malformed; the message names the key."""
 
+    exit_code = 9
 
-class SpawnRequestError(ValueError):
+
+class SpawnRequestError(DsbuildError, ValueError):
     """A user's spawn request cannot be honoured (HTTP 400)."""
+
+    exit_code = 10
+    status = 400
 
 
 class OptionsError(SpawnRequestError):
@@ -29,10 +37,12 @@ class LimitExceeded(SpawnRequestError):
     """A request is over a per-server or per-user limit; the message names it."""
 
 
-class SpawnFailed(RuntimeError):
+class SpawnFailed(DsbuildError, RuntimeError):
     """Kubernetes could not run a server that passed our checks: no node can hold
     it, or the API refused it (resource quota, limit range, admission). The
     message quotes Kubernetes' reason; JupyterHub shows it as "Spawn failed: ..."."""
+
+    exit_code = 11
 
     def __init__(self, message: str):
         super().__init__(message)

@@ -20,18 +20,18 @@ def test_commands_are_registered():
 def test_serve_without_a_hub_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     result = CliRunner().invoke(main, ["serve", "--hub-state", str(tmp_path)])
-    assert result.exit_code == 2
+    assert result.exit_code == 8
     assert "run `dsbuild hub up`" in result.output
 
 
 def test_serve_checks_its_settings(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--hub-url", "http://127.0.0.1:8000/", "--hub-state", str(tmp_path),
                                        "--hub-token-file", str(tmp_path / "missing")])
-    assert result.exit_code == 2 and "cannot read the hub token file" in result.output
+    assert result.exit_code == 8 and "cannot read the hub token file" in result.output
     (tmp_path / "token").write_text("t\n")
     result = CliRunner().invoke(main, ["serve", "--hub-url", "http://127.0.0.1:8000/", "--hub-state", str(tmp_path),
                                        "--hub-token-file", str(tmp_path / "token"), "--max-repo-size", "lots"])
-    assert result.exit_code == 2 and "--max-repo-size" in result.output
+    assert result.exit_code == 8 and "--max-repo-size" in result.output
 
 
 def test_hub_status_and_down_when_nothing_runs(tmp_path):

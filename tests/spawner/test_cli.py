@@ -7,6 +7,7 @@ from traitlets.config import Config
 
 from dsbuild.spawner.catalog import parse_catalog
 from dsbuild.spawner.cli import hub
+from dsbuild.spawner.errors import CatalogError
 
 EXAMPLE = "examples/hub/catalog.yaml"
 
@@ -57,7 +58,7 @@ def test_bad_catalog_is_one_line_naming_the_key(tmp_path):
     path = tmp_path / "catalog.yaml"
     path.write_text("environments: {a: {image: 'x/y:1'}}\ncpu: [{limit: -1}]\nmemory: [{limit: 1Gi}]\nstorage: {sizes: [1Gi]}\n")
     result = invoke("config", "--catalog", str(path))
-    assert result.exit_code == 1
+    assert result.exit_code == CatalogError.exit_code == 9
     assert result.output.count("\n") == 1 and "catalog.cpu[0].limit" in result.output
     assert "Traceback" not in result.output
 
@@ -66,13 +67,13 @@ def test_a_file_that_is_not_yaml_is_one_line(tmp_path):
     path = tmp_path / "notes.md"
     path.write_text("# Notes\n\nsome: [unclosed\n")
     result = invoke("config", "--catalog", str(path))
-    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert result.exit_code == 9 and result.output.count("\n") == 1
     assert "notes.md is not valid YAML at line 4, column 1" in result.output
 
 
 def test_missing_file_and_bad_format(tmp_path):
     result = invoke("config", "--catalog", str(tmp_path / "none.yaml"))
-    assert result.exit_code == 1 and "cannot read catalog file" in result.output
+    assert result.exit_code == 9 and "cannot read catalog file" in result.output
     result = CliRunner().invoke(hub, ["config", "--catalog", EXAMPLE, "--format", "helm"])
     assert result.exit_code == 2 and "'helm' is not one of 'jupyterhub', 'z2jh'" in result.output
 
