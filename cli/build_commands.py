@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import BuildRequest, Built, build, cache_dir, resolve
 from dsbuild.builder.source import GitSource, parse_source
 
-from .main import main
+from .group import main
 from .output import Progress, err_console, user_errors
 
 # What the default base offers, for `inspect` when no engine answers.

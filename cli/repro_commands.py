@@ -17,7 +17,7 @@ from dsbuild.builder.service import LOCK_LABEL, BuildRequest
 from dsbuild.builder.source import LocalSource, parse_source
 
 from .build_commands import _build
-from .main import main
+from .group import main
 from .output import user_errors
 
 out = Console(highlight=False, soft_wrap=True)

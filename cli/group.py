@@ -1,10 +1,10 @@
-"""The `dsbuild` click group. Each part of the product adds its own commands here."""
+"""The `dsbuild` click group, bare. Command modules add to it; `app.py` assembles them."""
 
 from __future__ import annotations
 
-import click
-
 from importlib.metadata import version
+
+import click
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,16 +18,3 @@ def main() -> None:
       dsbuild inspect examples/sketches   # what would be built, no build
       dsbuild run examples/sketches       # build if needed, then open JupyterLab
     """
-
-
-def _register() -> None:
-    from . import build_commands, repro_commands  # noqa: F401  (add their commands to main)
-
-    from dsbuild.launch.cli import register  # adds `serve`, and `up`/`down`/`status` to `hub`
-    from dsbuild.spawner.cli import hub  # imports neither JupyterHub nor KubeSpawner
-
-    main.add_command(hub)
-    register(main, hub)
-
-
-_register()
