@@ -7,7 +7,6 @@ import re
 from .progress import StepFailed
 
 _UV_CAUSE = re.compile(r"(?:╰─▶|\|->|^\s*cause:)\s*(.*)")
-_NOT_FOUND = re.compile(r"Because ([A-Za-z0-9._-]+)(?:[^ ]*)? (?:was not found|has no (?:versions|version))")
 
 
 def uv_failure(tail: tuple[str, ...]) -> str | None:

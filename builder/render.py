@@ -25,9 +25,6 @@ class Dockerfile:
     text: str
     phases: tuple[str, ...]  # phase of BuildKit step k is phases[k - 1]
 
-    def phase_of(self, step: int) -> str:
-        return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
-
 
 def _environment():
     env = environment("", autoescape=False, trim=False)  # Dockerfiles are not HTML: values are quoted by filters
