@@ -12,4 +12,5 @@ cleanup() {
     if [ "$had_dockerd" = 0 ] && [ -f .run/dockerd.pid ]; then scripts/stop.sh; fi
 }
 trap cleanup EXIT
+.venv/bin/ruff check --quiet .  # no unused imports or dead names (pyproject.toml [tool.ruff])
 .venv/bin/pytest "$@"

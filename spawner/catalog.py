@@ -332,7 +332,7 @@ def _storage(value: Any, path: str) -> StorageCatalog:
 
 def _data_volumes(value: Any, path: str, home: str) -> tuple[DataVolume, ...]:
     volumes = []
-    mount_paths = {home: f"catalog.storage.mount_path"}
+    mount_paths = {home: "catalog.storage.mount_path"}
     for name, entry in _named_entries(value, path):
         where = f"{path}.{name}"
         _check(check_dns_label, f"data-{name}", f"{where}: name {name!r} (used as volume name 'data-{name}')")

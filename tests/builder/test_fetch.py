@@ -4,7 +4,7 @@ import pytest
 
 from dsbuild.builder.errors import SourceError
 from dsbuild.builder.fetch import GitFetcher, pick_ref, public_url, resolve_local
-from dsbuild.builder.source import GitSource, LocalSource, parse_source
+from dsbuild.builder.source import GitSource, LocalSource
 
 
 def git(cwd, *args):
