@@ -15,10 +15,11 @@ from typing import Callable, Iterable
 
 from .engine import DockerEngine
 from .errors import ConfigError, EngineUnavailable
+from .names import BASE_DEFAULT_PYTHON_LABEL as DEFAULT_PYTHON_LABEL
+from .names import BASE_PYTHONS_LABEL as PYTHONS_LABEL  # "3.11=/usr/bin/python3.11 3.12=..."
+from .names import BASE_SUITE_LABEL
 from .plan import BaseFacts, PythonInstall
 
-PYTHONS_LABEL = "io.dsbuild.base.pythons"  # "3.11=/usr/bin/python3.11 3.12=..."
-DEFAULT_PYTHON_LABEL = "io.dsbuild.base.default-python"
 DEFAULT_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "ca-certificates", "tzdata")
 # Like Debian's slim images: no docs, man pages or translations in the base.
@@ -146,7 +147,7 @@ def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUIT
         changes = [
             f"LABEL {PYTHONS_LABEL}=\"{' '.join(f'{p.version}={p.path}' for p in facts.pythons)}\"",
             f"LABEL {DEFAULT_PYTHON_LABEL}={facts.default_python}",
-            f"LABEL io.dsbuild.base.suite={suite}",
+            f"LABEL {BASE_SUITE_LABEL}={suite}",
             "ENV LANG=C.UTF-8",
             'CMD ["/bin/bash"]',
         ]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from .engine import DockerEngine
 from .errors import RunFailed
+from .names import RUN_LABEL
 
 _MEMORY = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
 _GPUS = re.compile(r"^(all|\d+|device=[0-9,]+)$")
 CONTAINER_PORT = 8888
-RUN_LABEL = "io.dsbuild.run"
 
 
 @dataclass(frozen=True)

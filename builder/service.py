@@ -27,11 +27,29 @@ from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
 from .render import dsbuild_version, render_dockerfile, templates_digest
-from .source import GitSource, Source, image_name, validate_image_ref
-
-LABEL_PREFIX = "io.dsbuild."
-OPTIONS_LABEL = LABEL_PREFIX + "options-hash"
-LOCK_LABEL = LABEL_PREFIX + "lock-sha256"
+from .names import (
+    BASE_IMAGE_ID_LABEL,
+    BASE_IMAGE_LABEL,
+    ENVIRONMENT_HASH_LABEL,
+    ENVIRONMENT_OPTIONS_LABEL,
+    LOCK_LABEL,
+    OCI_CREATED,
+    OCI_REVISION,
+    OCI_SOURCE,
+    OPTIONS_LABEL,
+    PIECES_LABEL,
+    REF_LABEL,
+    SOURCE_HASH_LABEL,
+    VERSION_LABEL,
+    describe_options,
+    environment_options,
+    environment_suffix,
+    image_name,
+    image_tag,
+    source_hash,
+    validate_image_ref,
+)
+from .source import GitSource, Source
 
 
 def cache_dir() -> Path:
@@ -85,20 +103,24 @@ def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
-def labels_for(resolved: Resolved, plan_: BuildPlan, base_id: str, opts_hash: str) -> dict[str, str]:
+def labels_for(target: _Target, plan_: BuildPlan) -> dict[str, str]:
+    """Every label of a built image (their names are in names.py)."""
+    resolved = target.resolved
     source = resolved.source
     where = public_url(source.url) if isinstance(source, GitSource) else str(source.path)
     return {
-        "org.opencontainers.image.source": where,
-        "org.opencontainers.image.revision": resolved.commit or resolved.content_id,
-        "org.opencontainers.image.created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        LABEL_PREFIX + "version": dsbuild_version(),
-        LABEL_PREFIX + "ref": getattr(source, "ref", None) or "",
-        LABEL_PREFIX + "base-image": plan_.base_image,
-        LABEL_PREFIX + "base-image-id": base_id,
-        LABEL_PREFIX + "environment-hash": plan_.environment_hash,
-        LABEL_PREFIX + "pieces": ",".join(plan_.pieces),
-        OPTIONS_LABEL: opts_hash,
+        OCI_SOURCE: where,
+        OCI_REVISION: resolved.commit or resolved.content_id,
+        OCI_CREATED: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        VERSION_LABEL: dsbuild_version(),
+        REF_LABEL: getattr(source, "ref", None) or "",
+        SOURCE_HASH_LABEL: source_hash(source),
+        BASE_IMAGE_LABEL: plan_.base_image,
+        BASE_IMAGE_ID_LABEL: target.base_id,
+        ENVIRONMENT_HASH_LABEL: plan_.environment_hash,
+        ENVIRONMENT_OPTIONS_LABEL: target.environment,
+        PIECES_LABEL: ",".join(plan_.pieces),
+        OPTIONS_LABEL: target.options_hash,
     }
 
 
@@ -120,6 +142,14 @@ class _Target:
     base_id: str
     base_layers: int
     options_hash: str
+    environment: str  # the non-default environment options, as the tag suffix stands for them
+
+
+def _reusable(labels: dict[str, str], target: _Target) -> bool:
+    """An existing image is the target only if it was built from the same source with the
+    same options (a name and tag alone could be another source's, given --image-name)."""
+    return (labels.get(OPTIONS_LABEL) == target.options_hash
+            and labels.get(SOURCE_HASH_LABEL) == source_hash(target.resolved.source))
 
 
 def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
@@ -133,9 +163,11 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
         request = replace(request, options=replace(request.options, as_of=commit_date(resolved)))
         yield Status("resolving", f"resolving packages as of {request.options.as_of}")
     name = request.name or image_name(request.source)
-    ref = validate_image_ref(request.registry.image(name, resolved.tag) if request.registry else f"{name}:{resolved.tag}")
+    chosen = environment_options(request.options, request.host)
+    tag = image_tag(resolved.tag, environment_suffix(chosen))
+    ref = validate_image_ref(request.registry.image(name, tag) if request.registry else f"{name}:{tag}")
     registry = request.registry
-    if registry and not request.force and manifest_exists(registry, name, resolved.tag, docker_auth(registry.host)):
+    if registry and not request.force and manifest_exists(registry, name, tag, docker_auth(registry.host)):
         yield Status("skipped", f"{ref} is already in the registry (use --force to build again)")
         yield Built(ref, "", resolved, skipped=True)
         return
@@ -143,9 +175,10 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     base_info = engine.inspect_image(request.options.base_image) or {}
     base_id = base_info.get("Id", "")
     layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
-    target = _Target(name, ref, resolved, base_id, layers, options_hash(request.options, base_id, request.host))
+    target = _Target(name, ref, resolved, base_id, layers, options_hash(request.options, base_id, request.host),
+                     describe_options(chosen))
     existing = engine.image_labels(ref)
-    if existing is not None and existing.get(OPTIONS_LABEL) == target.options_hash and not request.force:
+    if existing is not None and _reusable(existing, target) and not request.force:
         yield Status("skipped", f"{ref} is already built (use --force to build again)")
         yield from _push(request, engine, ref)
         yield Built(ref, (engine.inspect_image(ref) or {}).get("Id", ""), resolved, skipped=True)
@@ -167,7 +200,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     for note in the_plan.notes:
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
-    labels = labels_for(resolved, the_plan, target.base_id, target.options_hash)
+    labels = labels_for(target, the_plan)
     records = LockRecords(cache_dir() / "locks")
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
@@ -191,7 +224,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     if not the_plan.dockerfile:
         # Each step after FROM adds one layer: the lock is in the dependency step's.
         index = target.base_layers + phases.index("dependencies") - 1
-        scratch = f"{target.name}:dsbuild-scratch-{resolved.tag}"
+        scratch = f"{target.name}:dsbuild-scratch-{target.ref.rsplit(':', 1)[1]}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)

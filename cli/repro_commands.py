@@ -13,7 +13,8 @@ from dsbuild.builder.errors import ConfigError, SourceError
 from dsbuild.builder.facts import choose_config_dir, BINDER_DIRS
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.lock import LOCK_FILE, LOCK_PATH, diff_locks, lock_digest, parse_lock
-from dsbuild.builder.service import LOCK_LABEL, BuildRequest
+from dsbuild.builder.names import ENVIRONMENT_OPTIONS_LABEL, LABEL_PREFIX, LOCK_LABEL
+from dsbuild.builder.service import BuildRequest
 from dsbuild.builder.source import LocalSource, parse_source
 
 from .build_commands import _build
@@ -73,6 +74,16 @@ def lock(target, ref, write, output, quiet):
         click.echo(text, nl=False)
 
 
+def environment_note(options: str | None) -> str:
+    """What the tag says about the environment options (builder/names.py decides the tag)."""
+    if options is None:
+        return "environment options: not recorded (built by an older dsbuild)"
+    if options == "defaults":
+        return "environment options: defaults, so the tag is the commit (or folder content) alone"
+    return (f"environment options: {options}; the tag's last part (-8 hex) names these options, "
+            "so this build never replaces the build of the same commit with other options")
+
+
 @main.command()
 @click.argument("image")
 @user_errors
@@ -86,9 +97,10 @@ def show(image):
     table = Table(title=f"{image}: provenance", show_header=False, title_justify="left")
     table.add_column("label", no_wrap=True)
     table.add_column("value", overflow="fold")
-    for key in sorted(k for k in labels if k.startswith(("org.opencontainers.", "io.dsbuild."))):
+    for key in sorted(k for k in labels if k.startswith(("org.opencontainers.", LABEL_PREFIX))):
         table.add_row(key, labels[key])
     out.print(table)
+    out.print(environment_note(labels.get(ENVIRONMENT_OPTIONS_LABEL)))
     text = engine.read_file(image, LOCK_PATH)
     if text is None:
         out.print(f"no {LOCK_PATH} in this image")

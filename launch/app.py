@@ -32,7 +32,6 @@ from .events import KEEPALIVE, StreamEvent, failed
 from .hubapi import HubClient
 from .launcher import Launcher
 from .routes import (
-    PROVIDERS,
     badge_markdown,
     launch_link,
     parse_launch,
@@ -121,7 +120,7 @@ class HomeHandler(BaseHandler):
                 self.set_status(err.status)
                 error = str(err)
         self.page("home.html", repo=repo, ref=ref, path=path, kind=kind, link=link, badge=badge, error=error,
-                  schemes=self.config.allowed_schemes, providers=PROVIDERS)
+                  schemes=self.config.allowed_schemes)
 
 
 class LaunchPageHandler(BaseHandler):

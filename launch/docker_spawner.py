@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockerspawner import DockerSpawner
+from dsbuild.builder.names import HUB_LABEL, VERSION_LABEL
 from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
 from dsbuild.spawner.errors import CatalogError, SpawnRequestError
 from dsbuild.spawner.options import parse_user_options
@@ -23,9 +24,6 @@ from tornado import web
 from traitlets import Bool, Dict, Unicode, default
 
 from .spawning import hub_user_of, local_resources, split_launch_options
-
-BUILT_BY_LABEL = "io.dsbuild.version"
-HUB_LABEL = "io.dsbuild.hub"
 
 
 def bad_request(message: str) -> web.HTTPError:
@@ -121,7 +119,7 @@ class DockerLaunchSpawner(DockerSpawner):
         except Exception:  # docker.errors.ImageNotFound, APIError
             raise bad_request(f"image {image} is not on this Docker engine; build it with dsbuild first") from None
         labels = ((info or {}).get("Config") or {}).get("Labels") or {}
-        if BUILT_BY_LABEL not in labels:
+        if VERSION_LABEL not in labels:
             raise bad_request(f"image {image} was not built by dsbuild; this hub runs only dsbuild images")
 
     async def check_allowed(self, image: str) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsbuild.builder.engine import find_docker_cli
+from dsbuild.builder.names import HUB_LABEL
 from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
 from dsbuild.spawner.hub_config import catalog_data, python_literal
 
@@ -360,7 +361,7 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
 
 def remove_containers(hub_label: str) -> list[str]:
     cli = find_docker_cli()
-    done = subprocess.run([cli, "ps", "-aq", "--filter", f"label=io.dsbuild.hub={hub_label}"],
+    done = subprocess.run([cli, "ps", "-aq", "--filter", f"label={HUB_LABEL}={hub_label}"],
                           capture_output=True, text=True, timeout=60)
     ids = done.stdout.split()
     if ids:

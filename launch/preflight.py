@@ -16,7 +16,9 @@ from dsbuild.builder.fetch import GitFetcher, Resolved, public_url
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import BuildRequest, cache_dir
-from dsbuild.builder.source import GitSource, image_name
+from dsbuild.builder.names import environment_options, environment_suffix, image_name, image_tag
+from dsbuild.builder.plan import BuildOptions
+from dsbuild.builder.source import GitSource
 
 from .builds import BuildKey
 from .config import LaunchConfig
@@ -57,7 +59,7 @@ class Preflight:
         return GitFetcher(cache_dir() / "git")
 
     def image_name(self, spec: LaunchSpec) -> str:
-        return self.config.image_prefix + image_name(spec.source).removeprefix("dsbuild")
+        return image_name(spec.source, self.config.image_prefix)
 
     def image_ref(self, spec: LaunchSpec, tag: str) -> str:
         name = self.image_name(spec)
@@ -70,7 +72,8 @@ class Preflight:
     def check(self, spec: LaunchSpec) -> Checked:
         with self._lock(spec.url):
             resolved = self._resolve(spec)
-            image = self.image_ref(spec, resolved.tag)
+            suffix = environment_suffix(environment_options(BuildOptions(), read_host_settings()))
+            image = self.image_ref(spec, image_tag(resolved.tag, suffix))
             exists = self.engine.inspect_image(image) is not None
             if not exists and self.config.max_repo_size:
                 size = self.fetcher().tree_size(resolved)

@@ -17,19 +17,17 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from dsbuild.builder.errors import SourceError
-from dsbuild.builder.source import GitSource, validate_ref
+from dsbuild.builder.source import PROVIDERS, AnyGit, GitSource, HostedProvider, git_source
 
 from .errors import BadLaunchPath, SchemeNotAllowed, UnknownProvider
 
-PROVIDERS = {"gh": "GitHub", "gl": "GitLab", "git": "Git repository"}
-HOSTS = {"gh": "https://github.com/", "gl": "https://gitlab.com/"}
 MYBINDER_ONLY = ("gist", "zenodo", "figshare", "hydroshare", "dataverse", "ckan", "doi")
 DEFAULT_SCHEMES = ("https",)
 KNOWN_SCHEMES = ("https", "http", "git", "ssh", "file")
 DEFAULT_OPEN = "lab"
 MAX_PATH = 1024
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")  # a provider name worth echoing back
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _URLPATH = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*$")
 _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -47,7 +45,7 @@ class LaunchSpec:
 
     @property
     def source(self) -> GitSource:
-        return GitSource(self.url, None if self.ref == "HEAD" else self.ref)
+        return git_source(self.url, self.ref)
 
     @property
     def name(self) -> str:
@@ -59,12 +57,7 @@ class LaunchSpec:
 
     def spec_path(self) -> str:
         """PROVIDER/SPEC, percent-encoded, as in /v2/ and /build/ URLs."""
-        if self.provider in HOSTS:
-            repo = self.url.removeprefix(HOSTS[self.provider])
-            if self.provider == "gl":
-                repo = quote(repo, safe="")
-            return f"{self.provider}/{repo}/{quote(self.ref, safe='/')}"
-        return f"git/{quote(self.url, safe='')}/{quote(self.ref, safe='/')}"
+        return PROVIDERS[self.provider].link_spec(self.url, self.ref)
 
     def query(self) -> str:
         """The query that reproduces `open_path`, or "" for the default."""
@@ -78,61 +71,26 @@ def parse_launch(path: str, args: Mapping[str, str], allowed_schemes: Iterable[s
     """`path` is what follows /v2/ (still percent-encoded); `args` the decoded query."""
     if _CONTROL.search(path) or len(path) > 4 * MAX_PATH:
         raise BadLaunchPath("the launch link contains control characters or is too long")
-    provider, _, spec = path.partition("/")
-    if provider not in PROVIDERS:
-        raise UnknownProvider(_unknown_provider(provider))
-    if provider == "gh":
-        url, ref = _github(spec)
-    elif provider == "gl":
-        url, ref = _gitlab(spec)
-    else:
-        url, ref = _git(spec, tuple(allowed_schemes))
+    key, _, spec = path.partition("/")
+    provider = PROVIDERS.get(key)
+    if provider is None:
+        raise UnknownProvider(_unknown_provider(key))
+    try:
+        url, ref = provider.link_source(spec)
+    except SourceError as err:
+        raise BadLaunchPath(str(err)) from None
+    if isinstance(provider, AnyGit):
+        url = check_git_url(url, tuple(allowed_schemes))
     path, arg = open_target(args)
-    return LaunchSpec(provider, url, _ref(ref), path, arg)
+    return LaunchSpec(key, url, _ref(ref), path, arg)
 
 
 def _unknown_provider(provider: str) -> str:
     shown = provider if _NAME.match(provider) else "(invalid)"
-    known = ", ".join(f"{p} ({name})" for p, name in PROVIDERS.items())
+    known = ", ".join(f"{key} ({p.title})" for key, p in PROVIDERS.items())
     if provider in MYBINDER_ONLY:
         return f"the {shown!r} provider of mybinder.org is not supported here; use one of: {known}"
     return f"unknown provider {shown!r}; use one of: {known}"
-
-
-def _segments(text: str, what: str) -> list[str]:
-    parts = [unquote(p) for p in text.split("/")]
-    for part in parts:
-        if part in (".", "..") or not _NAME.match(part):
-            raise BadLaunchPath(f"{what} must be letters, digits, '.', '_' or '-' between slashes, got {text!r}")
-    return parts
-
-
-def _github(spec: str) -> tuple[str, str]:
-    parts = spec.split("/", 2)
-    if len(parts) < 2:
-        raise BadLaunchPath(f"GitHub links are /v2/gh/ORG/REPO/REF, got /v2/gh/{spec}")
-    org, repo = _segments("/".join(parts[:2]), "ORG/REPO")
-    return f"{HOSTS['gh']}{org}/{repo}", unquote(parts[2]) if len(parts) == 3 else ""
-
-
-def _gitlab(spec: str) -> tuple[str, str]:
-    first, _, rest = spec.partition("/")
-    namespace = unquote(first)
-    if "/" not in namespace:  # unencoded GROUP/PROJECT/REF
-        second, _, rest = rest.partition("/")
-        namespace = f"{namespace}/{unquote(second)}"
-    parts = _segments(namespace, "the GitLab project path")
-    if len(parts) < 2:
-        raise BadLaunchPath(f"GitLab links are /v2/gl/GROUP%2FPROJECT/REF, got /v2/gl/{spec}")
-    return HOSTS["gl"] + "/".join(parts), unquote(rest)
-
-
-def _git(spec: str, allowed: tuple[str, ...]) -> tuple[str, str]:
-    first, _, rest = spec.partition("/")
-    url = unquote(first)
-    if not url:
-        raise BadLaunchPath("git links are /v2/git/URL-ENCODED-URL/REF; the URL is missing")
-    return check_git_url(url, allowed), unquote(rest)
 
 
 def check_git_url(url: str, allowed: Iterable[str]) -> str:
@@ -161,7 +119,7 @@ def check_git_url(url: str, allowed: Iterable[str]) -> str:
 def _ref(ref: str) -> str:
     ref = ref.strip("/") or "HEAD"
     try:
-        return validate_ref(ref)
+        return git_source("", ref).ref or "HEAD"
     except SourceError as err:
         raise BadLaunchPath(str(err)) from None
 
@@ -220,14 +178,14 @@ def spec_for_repository(repo: str, ref: str, path: str = "", path_kind: str = "f
     repo = repo.strip()
     ref = ref.strip() or "HEAD"
     query = {("labpath" if path_kind == "file" else "urlpath"): path} if path.strip() else {}
-    for provider, host in HOSTS.items():
-        for prefix in (host, f"{provider}:"):
-            if repo.startswith(prefix):
-                rest = repo.removeprefix(prefix).strip("/").removesuffix(".git")
-                if provider == "gl":
-                    rest = quote(rest, safe="")
-                return parse_launch(f"{provider}/{rest}/{quote(ref, safe='/')}", query, allowed_schemes)
-    return parse_launch(f"git/{quote(repo, safe='')}/{quote(ref, safe='/')}", query, allowed_schemes)
+    for provider in PROVIDERS.values():
+        try:
+            url = provider.detect(repo) if isinstance(provider, HostedProvider) else None
+        except SourceError as err:
+            raise BadLaunchPath(str(err)) from None
+        if url is not None:
+            return parse_launch(provider.link_spec(url, ref), query, allowed_schemes)
+    return parse_launch(PROVIDERS["git"].link_spec(repo, ref), query, allowed_schemes)
 
 
 def launch_link(base_url: str, spec: LaunchSpec) -> str:

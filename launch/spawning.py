@@ -13,18 +13,17 @@ keys are the catalog's (docs/spawner.md) and go through `resolve()` like any req
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dsbuild.builder.names import is_ref
 from dsbuild.spawner.catalog import Catalog
 from dsbuild.spawner.errors import ChoiceError, OptionsError
 from dsbuild.spawner.names import check_image
 from dsbuild.spawner.resolve import HubUser, ResourceRequest, Usage, held_usage
 
 LAUNCH_KEYS = ("image", "repo", "ref")
-_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@+-]{0,254}$")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def split_launch_options(user_options: Any) -> tuple[LaunchImage | None, dict]:
     except ValueError as err:
         raise OptionsError(f"image: {err}") from None
     ref = given.get("ref", "")
-    if ref and not _REF.match(ref):
+    if ref and not is_ref(ref):
         raise OptionsError(f"ref {ref!r} is not a branch, tag or commit name")
     return LaunchImage(image, given.get("repo", ""), ref), rest
 

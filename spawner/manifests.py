@@ -122,7 +122,7 @@ def pod_manifest(request: ResourceRequest, *, pvc_name: str, base: Mapping[str, 
     annotations[ANNOTATION + "environment"] = request.environment
     if request.git:
         annotations[ANNOTATION + "git-url"] = request.git.url
-        annotations[ANNOTATION + "git-ref"] = request.git.ref
+        annotations[ANNOTATION + "git-ref"] = request.git.ref or "HEAD"
     metadata["annotations"] = annotations
 
     spec = pod.setdefault("spec", {})

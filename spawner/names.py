@@ -11,17 +11,12 @@ import ipaddress
 import posixpath
 import re
 
+from dsbuild.builder.names import is_image_ref
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _CHOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$")
-# registry[:port]/path[:tag][@digest]; lowercase path as Docker requires
-_IMAGE = re.compile(
-    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@sha256:[a-f0-9]{64})?$"
-)
 
 
 def _need(ok: bool, message: str) -> None:
@@ -89,9 +84,10 @@ def check_label_value(value: object) -> str:
 
 
 def check_image(value: object) -> str:
+    """Image references follow builder/names.py's one rule."""
     text = _string(value)
     _need(
-        len(text) <= 512 and bool(_IMAGE.match(text)),
+        is_image_ref(text),
         f"{text!r} is not an image reference like 'registry.example.org/team/name:tag'",
     )
     return text

@@ -12,10 +12,11 @@ key, the most generous value among those groups; a user in none of them gets
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from dsbuild.builder.names import is_ref, ref_tag, source_slug
+from dsbuild.builder.source import GitSource, git_source
 
 from .catalog import (
     Catalog,
@@ -30,9 +31,6 @@ from .errors import ChoiceError, LimitExceeded, SpawnRequestError
 from .names import check_image
 from .options import UserOptions, parse_user_options
 from .quantities import Cpu, Memory
-
-_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,127}$")
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -58,12 +56,6 @@ class HubUser:
     # CPU/memory/GPUs of the user's *other running* servers, plus the size of
     # the home volumes of all the user's other servers (volumes outlive pods).
     others: Usage = field(default_factory=Usage)
-
-
-@dataclass(frozen=True)
-class GitSource:
-    url: str
-    ref: str
 
 
 @dataclass(frozen=True)
@@ -151,12 +143,10 @@ def _listing(items) -> str:
     return ", ".join(str(i) for i in items) or "(none)"
 
 
-def _git_image(catalog: Catalog, url: str, ref: str) -> str:
-    digest = hashlib.sha256(f"{url}\n{ref}".encode()).hexdigest()
-    path = urlsplit(url).path.strip("/").removesuffix(".git").lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", path).strip("-")[:40].strip("-") or "repo"
-    tag = ref if _TAG.match(ref) else re.sub(r"[^A-Za-z0-9_.-]+", "-", ref)[:64] + "-" + digest[:8]
-    return catalog.git_builds.image_template.format(repo=f"{slug}-{digest[:8]}", ref=tag)
+def _git_image(catalog: Catalog, source: GitSource) -> str:
+    """The catalog's image template filled with the source's slug and its ref's tag
+    (builder/names.py decides both, as for every dsbuild image)."""
+    return catalog.git_builds.image_template.format(repo=source_slug(source), ref=ref_tag(source.ref or "HEAD"))
 
 
 def _choose_git(options: UserOptions, catalog: Catalog) -> tuple[str, str, GitSource]:
@@ -174,14 +164,15 @@ def _choose_git(options: UserOptions, catalog: Catalog) -> tuple[str, str, GitSo
         raise ChoiceError(f"git_url {url!r} is not allowed here; it must start with one of: "
                           f"{_listing(catalog.git_builds.allowed_prefixes)}")
     ref = options.git_ref or "HEAD"
-    if not _REF.match(ref) or ".." in ref:
+    if not is_ref(ref):
         raise ChoiceError(f"git_ref {ref!r} is not a branch, tag or commit name")
-    image = _git_image(catalog, url, ref)
+    source = git_source(url, ref)
+    image = _git_image(catalog, source)
     try:
         check_image(image)
     except ValueError as e:
         raise ChoiceError(f"git_url {url!r} with git_ref {ref!r} gives no valid image name: {e}") from None
-    return url, image, GitSource(url, ref)
+    return url, image, source
 
 
 def _choose_environment(options: UserOptions, catalog: Catalog) -> tuple[str, str, GitSource | None]:

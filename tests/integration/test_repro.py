@@ -16,7 +16,8 @@ from dsbuild.builder.lock import LOCK_PATH, lock_digest, parse_lock
 from dsbuild.builder.plan import BuildOptions
 from dsbuild.builder.progress import StepStarted
 from dsbuild.builder.registry import manifest_exists
-from dsbuild.builder.service import LOCK_LABEL, BuildRequest
+from dsbuild.builder.names import LOCK_LABEL
+from dsbuild.builder.service import BuildRequest
 from dsbuild.builder.source import LocalSource
 from dsbuild.cli import main
 from tests.conftest import EXAMPLES

@@ -176,7 +176,7 @@ def test_the_stream_builds_and_launches_a_temporary_user(repo):
     assert {"phase": "building", "message": "Collecting numpy", "log": True} in events
     (user, server, options), = hub.started
     assert user.startswith("binder-") and server == ""
-    assert options["repo"] == repo and len(options["ref"]) == 40 and options["image"].startswith("dsbuild-test-demo:")
+    assert options["repo"] == repo and len(options["ref"]) == 40 and options["image"].startswith("dsbuild-test-demo-")
     assert events[-1]["url"] == f"http://hub.example/user/{user}/lab/tree/notebook.ipynb?token=tok"
 
 

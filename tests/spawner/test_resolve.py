@@ -69,9 +69,9 @@ def test_git_url_resolves_to_an_image_from_the_template(catalog, student):
     request = resolve(opts(git_url="https://github.com/example-org/My.Analysis.git", git_ref="feature/x"),
                       catalog, student)
     assert request.git.url == "https://github.com/example-org/My.Analysis.git" and request.git.ref == "feature/x"
-    assert request.image.startswith("registry.example.org/dsbuild-git/example-org-my-analysis-")
+    assert request.image.startswith("registry.example.org/dsbuild-git/my-analysis-")
     assert ":feature-x-" in request.image
-    assert resolve(opts(git_url="https://gitlab.example.org/a/b"), catalog, student).git.ref == "HEAD"
+    assert resolve(opts(git_url="https://gitlab.example.org/a/b"), catalog, student).git.ref is None  # HEAD
 
 
 REFUSALS = [
