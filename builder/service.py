@@ -1,14 +1,13 @@
-"""`build(request)`: the one place that sequences the builder's I/O.
+"""`build(request, engine, workspace)`: the one place that sequences the builder's I/O.
 
-resolve the source -> skip if the image exists -> fetch -> scan -> plan -> render ->
-stage the context -> build on the engine -> tag. It yields events, so the CLI prints
-them and the launch service streams them."""
+decide the target (target.py: resolve, name, is it built?) -> ensure the default base ->
+fetch -> scan -> plan -> render -> stage the context -> build on the engine -> label ->
+tag -> push. It yields events, so the CLI prints them and the launch service streams
+them. The engine and the workspace (cache folder, git fetcher, lock records) come in as
+arguments, so tests run it with fakes."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -18,15 +17,11 @@ from typing import Iterator
 from .base_image import base_facts, build_default_base
 from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
-from .errors import BuildFailed, ConfigError
+from .errors import BuildFailed
 from .facts import scan
-from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
+from .fetch import Resolved, public_url
 from .host import HostSettings
 from .locklabel import LockRecords, settle_lock_label
-from .registry import Registry, docker_auth, manifest_exists
-from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
-from .progress import BuildEvent, BuildFinished
-from .render import dsbuild_version, render_dockerfile, templates_digest
 from .names import (
     BASE_IMAGE_ID_LABEL,
     BASE_IMAGE_LABEL,
@@ -41,19 +36,15 @@ from .names import (
     REF_LABEL,
     SOURCE_HASH_LABEL,
     VERSION_LABEL,
-    describe_options,
-    environment_options,
-    environment_suffix,
-    image_name,
-    image_tag,
     source_hash,
-    validate_image_ref,
 )
+from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
+from .progress import BuildEvent, BuildFinished
+from .registry import Registry
+from .render import dsbuild_version, render_dockerfile
 from .source import GitSource, Source
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DSBUILD_CACHE_DIR") or Path.home() / ".cache" / "dsbuild")
+from .target import IN_REGISTRY, Target, decide_target
+from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -61,11 +52,12 @@ class BuildRequest:
     source: Source
     options: BuildOptions = BuildOptions()
     host: HostSettings = HostSettings()
-    name: str | None = None  # image repository name; default dsbuild-<repo>
+    name: str | None = None  # image repository name; default: names.image_name(source)
     force: bool = False
     no_cache: bool = False
     registry: Registry | None = None  # names the image HOST:PORT/name:tag
     push: bool = False
+    resolved: Resolved | None = None  # the source already resolved (the launch preflight did)
 
 
 @dataclass(frozen=True)
@@ -88,22 +80,7 @@ class Built:
 Event = Status | BuildEvent | Built
 
 
-def resolve(source: Source) -> Resolved:
-    if isinstance(source, GitSource):
-        return GitFetcher(cache_dir() / "git").resolve(source)
-    return resolve_local(source)
-
-
-def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str:
-    data = [
-        dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
-        host.index_url, list(host.extra_index_urls),
-        options.locked, options.as_of,
-    ]
-    return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
-
-
-def labels_for(target: _Target, plan_: BuildPlan) -> dict[str, str]:
+def labels_for(target: Target, plan_: BuildPlan) -> dict[str, str]:
     """Every label of a built image (their names are in names.py)."""
     resolved = target.resolved
     source = resolved.source
@@ -132,76 +109,47 @@ def ensure_base(engine: DockerEngine, ref: str) -> Iterator[Status]:
         yield from (Status("base", m) for m in messages)
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What a build produces and what decides it: known before anything is fetched."""
-
-    name: str
-    ref: str
-    resolved: Resolved
-    base_id: str
-    base_layers: int
-    options_hash: str
-    environment: str  # the non-default environment options, as the tag suffix stands for them
-
-
-def _reusable(labels: dict[str, str], target: _Target) -> bool:
-    """An existing image is the target only if it was built from the same source with the
-    same options (a name and tag alone could be another source's, given --image-name)."""
-    return (labels.get(OPTIONS_LABEL) == target.options_hash
-            and labels.get(SOURCE_HASH_LABEL) == source_hash(target.resolved.source))
-
-
-def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
+def build(request: BuildRequest, engine: DockerEngine, workspace: Workspace | None = None) -> Iterator[Event]:
+    """Build the request's image unless `decide_target` finds it; the last event is `Built`."""
+    workspace = workspace or Workspace.default()
     engine.ping()
-    validate_image_ref(request.options.base_image, "base image")
     yield Status("resolving", f"resolving {request.source.display}")
-    resolved = resolve(request.source)
+    target = decide_target(request, workspace, engine)
+    resolved = target.resolved
     if resolved.commit:
         yield Status("resolving", f"commit {resolved.commit}")
-    if request.options.as_of == "commit":
-        request = replace(request, options=replace(request.options, as_of=commit_date(resolved)))
-        yield Status("resolving", f"resolving packages as of {request.options.as_of}")
-    name = request.name or image_name(request.source)
-    chosen = environment_options(request.options, request.host)
-    tag = image_tag(resolved.tag, environment_suffix(chosen))
-    ref = validate_image_ref(request.registry.image(name, tag) if request.registry else f"{name}:{tag}")
-    registry = request.registry
-    if registry and not request.force and manifest_exists(registry, name, tag, docker_auth(registry.host)):
-        yield Status("skipped", f"{ref} is already in the registry (use --force to build again)")
-        yield Built(ref, "", resolved, skipped=True)
+    if target.options.as_of != request.options.as_of:
+        yield Status("resolving", f"resolving packages as of {target.options.as_of}")
+    if target.found == IN_REGISTRY:
+        yield Status("skipped", f"{target.ref} is already in the registry (use --force to build again)")
+        yield Built(target.ref, "", resolved, skipped=True)
         return
-    yield from ensure_base(engine, request.options.base_image)
-    base_info = engine.inspect_image(request.options.base_image) or {}
-    base_id = base_info.get("Id", "")
-    layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
-    target = _Target(name, ref, resolved, base_id, layers, options_hash(request.options, base_id, request.host),
-                     describe_options(chosen))
-    existing = engine.image_labels(ref)
-    if existing is not None and _reusable(existing, target) and not request.force:
-        yield Status("skipped", f"{ref} is already built (use --force to build again)")
-        yield from _push(request, engine, ref)
-        yield Built(ref, (engine.inspect_image(ref) or {}).get("Id", ""), resolved, skipped=True)
+    if not target.base_id:
+        yield from ensure_base(engine, target.options.base_image)
+        target = decide_target(replace(request, resolved=resolved, options=target.options), workspace, engine)
+    if not target.needs_build:
+        yield Status("skipped", f"{target.ref} is already built (use --force to build again)")
+        yield from _push(request, engine, target.ref)
+        yield Built(target.ref, (engine.inspect_image(target.ref) or {}).get("Id", ""), resolved, skipped=True)
         return
-    with locked(cache_dir() / "contexts" / name) as folder, tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
-        yield from _build_new(request, engine, target, folder, Path(tmp))
+    with (locked(workspace.context_folder(target.name)) as folder,
+          tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp):
+        yield from _build_new(request, engine, workspace, target, folder, Path(tmp))
 
 
-def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, folder: Path, tmp: Path) -> Iterator[Event]:
+def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace, target: Target,
+               folder: Path, tmp: Path) -> Iterator[Event]:
     """Fetch, plan, stage, build, label, tag: the image does not exist yet."""
     resolved = target.resolved
-    if isinstance(request.source, GitSource):
+    if isinstance(resolved.source, GitSource):
         yield Status("fetching", f"fetching {resolved.commit}")
-        GitFetcher(cache_dir() / "git").export(resolved, tmp)
-        repo = tmp
-    else:
-        repo = request.source.path
-    the_plan = plan(scan(repo), base_facts(engine, request.options.base_image), request.options)
+    repo = workspace.export(resolved, tmp)
+    the_plan = plan(scan(repo), base_facts(engine, target.options.base_image), target.options)
     for note in the_plan.notes:
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
     labels = labels_for(target, the_plan)
-    records = LockRecords(cache_dir() / "locks")
+    records = workspace.locks
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
@@ -224,7 +172,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     if not the_plan.dockerfile:
         # Each step after FROM adds one layer: the lock is in the dependency step's.
         index = target.base_layers + phases.index("dependencies") - 1
-        scratch = f"{target.name}:dsbuild-scratch-{target.ref.rsplit(':', 1)[1]}"
+        scratch = f"{target.name}:dsbuild-scratch-{target.tag}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
@@ -236,12 +184,3 @@ def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Sta
         yield Status("pushing", f"pushing {ref}")
         engine.push(ref)
         yield Status("pushing", f"pushed {ref}")
-
-
-def commit_date(resolved: Resolved) -> str:
-    """--as-of commit: the committer date of the resolved commit."""
-    if resolved.commit is None:
-        raise ConfigError("--as-of commit needs a commit, but this folder has uncommitted changes; give a date instead")
-    if isinstance(resolved.source, GitSource):
-        return GitFetcher(cache_dir() / "git").commit_date(resolved)
-    return local_commit_date(resolved.source.path, resolved.commit)

@@ -13,14 +13,15 @@ from dsbuild.builder.base_image import base_facts, build_default_base
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
-from dsbuild.builder.fetch import GitFetcher
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, plan
 from dsbuild.builder.render import render_dockerfile
 from dsbuild.builder.run import RunOptions, Volume, start_server
 from dsbuild.builder.registry import Registry
-from dsbuild.builder.service import BuildRequest, Built, build, cache_dir, resolve
-from dsbuild.builder.source import GitSource, parse_source
+from dsbuild.builder.service import BuildRequest, Built, build
+from dsbuild.builder.source import parse_source
+from dsbuild.builder.target import decide_target
+from dsbuild.builder.workspace import Workspace
 
 from .group import main
 from .output import Progress, err_console, user_errors
@@ -111,18 +112,23 @@ def inspect(repo, ref, base_image):
         dsbuild inspect examples/sketches > Dockerfile
     """
     source = parse_source(repo, ref)
-    resolved = resolve(source)
+    workspace = Workspace.default()
+    request = BuildRequest(source, BuildOptions(base_image=base_image), read_host_settings())
+    engine = _engine_or_none()
+    if engine is None:
+        resolved, image = workspace.resolve(source), None
+    else:
+        target = decide_target(request, workspace, engine)
+        resolved, image = target.resolved, f"{target.ref} ({'to build' if target.needs_build else 'built'})"
     with tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
-        if isinstance(source, GitSource):
-            GitFetcher(cache_dir() / "git").export(resolved, Path(tmp))
-            folder = Path(tmp)
-        else:
-            folder = source.path
+        folder = workspace.export(resolved, Path(tmp))
         facts = scan(folder)
-        base = _inspect_base(base_image)
+        base = _inspect_base(engine, base_image)
         the_plan = plan(facts, base, BuildOptions(base_image=base_image))
         err_console.print(Text(f"source:   {source.display}"))
         err_console.print(Text(f"commit:   {resolved.commit or resolved.content_id}"))
+        if image:
+            err_console.print(Text(f"image:    {image}"))
         err_console.print(Text(f"config:   {facts.config_dir or '(repository root)'}/ " + " ".join(sorted(facts.files))))
         err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
         for note in the_plan.notes:
@@ -133,10 +139,20 @@ def inspect(repo, ref, base_image):
             click.echo(render_dockerfile(the_plan).text, nl=False)
 
 
-def _inspect_base(base_image: str) -> BaseFacts:
+def _engine_or_none() -> DockerEngine | None:
+    """`inspect` works without an engine: it then assumes the default base."""
+    engine = DockerEngine()
     try:
-        engine = DockerEngine()
         engine.ping()
+    except EngineUnavailable:
+        return None
+    return engine
+
+
+def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
+    try:
+        if engine is None:
+            raise EngineUnavailable("no engine")
         return base_facts(engine, base_image)
     except (EngineUnavailable, ConfigError):
         if base_image != DEFAULT_BASE_IMAGE:

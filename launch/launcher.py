@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from urllib.parse import urlsplit
 
-from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import DsbuildError
 from dsbuild.builder.service import Built, Event, build
 
@@ -63,7 +62,7 @@ class Launcher:
         self.starting: Counter[str] = Counter()  # launches per repository not yet ready
 
     def _build(self, checked: Checked) -> Iterator[Event]:
-        return build(self.preflight.build_request(checked), DockerEngine())
+        return build(self.preflight.build_request(checked), self.preflight.engine, self.preflight.workspace)
 
     async def check(self, spec: LaunchSpec, reserved: int = 0) -> Checked:
         """Everything that can refuse a launch before it starts (raises a LaunchError).

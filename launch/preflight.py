@@ -1,24 +1,27 @@
-"""Before a build: resolve the ref to a commit, see whether the image exists, check the
-repository's size. Blocking I/O (git, the docker CLI): run it in a thread.
+"""Before a build: resolve the ref to a commit, decide whether the image must be built
+(builder/target.py, the same decision `build()` makes), check the repository's size.
+Blocking I/O (git, the docker CLI): run it in a thread.
 
 A ref that does not exist or a repository over the size limit is refused here, so the
-launch page says so and no build starts."""
+launch page says so and no build starts. The build then gets the resolved commit, so the
+ref is resolved once and the image's io.dsbuild.ref label is the commit."""
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import SourceError
-from dsbuild.builder.fetch import GitFetcher, Resolved, public_url
+from dsbuild.builder.fetch import public_url
 from dsbuild.builder.host import read_host_settings
+from dsbuild.builder.names import image_name
 from dsbuild.builder.registry import Registry
-from dsbuild.builder.service import BuildRequest, cache_dir
-from dsbuild.builder.names import environment_options, environment_suffix, image_name, image_tag
-from dsbuild.builder.plan import BuildOptions
+from dsbuild.builder.service import BuildRequest
 from dsbuild.builder.source import GitSource
+from dsbuild.builder.target import Target, decide_target
+from dsbuild.builder.workspace import Workspace
 
 from .builds import BuildKey
 from .config import LaunchConfig
@@ -30,12 +33,20 @@ from .routes import LaunchSpec
 class Checked:
     spec: LaunchSpec
     key: BuildKey
-    image: str  # what the build tags (or finds)
-    image_exists: bool
+    target: Target
 
     @property
     def commit(self) -> str:
         return self.key.commit
+
+    @property
+    def image(self) -> str:
+        """What the build tags (or finds)."""
+        return self.target.ref
+
+    @property
+    def image_exists(self) -> bool:
+        return not self.target.needs_build
 
 
 def _size(n: int) -> str:
@@ -43,9 +54,10 @@ def _size(n: int) -> str:
 
 
 class Preflight:
-    def __init__(self, config: LaunchConfig, engine: DockerEngine | None = None):
+    def __init__(self, config: LaunchConfig, engine: DockerEngine | None = None, workspace: Workspace | None = None):
         self.config = config
         self._engine = engine
+        self.workspace = workspace or Workspace.default()
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -55,46 +67,36 @@ class Preflight:
             self._engine = DockerEngine()
         return self._engine
 
-    def fetcher(self) -> GitFetcher:
-        return GitFetcher(cache_dir() / "git")
-
-    def image_name(self, spec: LaunchSpec) -> str:
-        return image_name(spec.source, self.config.image_prefix)
-
-    def image_ref(self, spec: LaunchSpec, tag: str) -> str:
-        name = self.image_name(spec)
-        return Registry(self.config.registry).image(name, tag) if self.config.registry else f"{name}:{tag}"
-
     def _lock(self, url: str) -> threading.Lock:
         with self._guard:  # one git mirror per URL: do not create or fetch it twice at once
             return self._locks[url]
 
-    def check(self, spec: LaunchSpec) -> Checked:
-        with self._lock(spec.url):
-            resolved = self._resolve(spec)
-            suffix = environment_suffix(environment_options(BuildOptions(), read_host_settings()))
-            image = self.image_ref(spec, image_tag(resolved.tag, suffix))
-            exists = self.engine.inspect_image(image) is not None
-            if not exists and self.config.max_repo_size:
-                size = self.fetcher().tree_size(resolved)
-                if size > self.config.max_repo_size:
-                    raise RepoTooLarge(f"{public_url(spec.url)} at {resolved.tag} holds {_size(size)} of files, "
-                                       f"more than this server builds ({_size(self.config.max_repo_size)})")
-        assert resolved.commit
-        return Checked(spec, BuildKey(spec.url, resolved.commit), image, exists)
-
-    def _resolve(self, spec: LaunchSpec) -> Resolved:
-        try:
-            return self.fetcher().resolve(spec.source)
-        except SourceError as err:
-            raise RepoNotFound(str(err)) from None
-
-    def build_request(self, checked: Checked) -> BuildRequest:
-        """Exactly the checked commit, named like the CLI names it (with the service's prefix)."""
+    def request(self, spec: LaunchSpec) -> BuildRequest:
+        """The build a launch asks for, named like the CLI names it (with the service's prefix)."""
         return BuildRequest(
-            source=GitSource(checked.spec.url, checked.commit),
+            source=spec.source,
             host=read_host_settings(),
-            name=self.image_name(checked.spec),
+            name=image_name(spec.source, self.config.image_prefix),
             registry=Registry(self.config.registry) if self.config.registry else None,
             push=bool(self.config.registry),
         )
+
+    def check(self, spec: LaunchSpec) -> Checked:
+        with self._lock(spec.url):
+            try:
+                target = decide_target(self.request(spec), self.workspace, self.engine)
+            except SourceError as err:
+                raise RepoNotFound(str(err)) from None
+            if target.needs_build and self.config.max_repo_size:
+                size = self.workspace.fetcher.tree_size(target.resolved)
+                if size > self.config.max_repo_size:
+                    raise RepoTooLarge(f"{public_url(spec.url)} at {target.resolved.tag} holds {_size(size)} of files, "
+                                       f"more than this server builds ({_size(self.config.max_repo_size)})")
+        assert target.resolved.commit
+        return Checked(spec, BuildKey(spec.url, target.resolved.commit), target)
+
+    def build_request(self, checked: Checked) -> BuildRequest:
+        """Exactly the checked commit, already resolved: the source's ref is the sha."""
+        pinned = GitSource(checked.spec.url, checked.commit)
+        return replace(self.request(checked.spec), source=pinned,
+                       resolved=replace(checked.target.resolved, source=pinned))

@@ -65,10 +65,10 @@ def test_install_runs_as_the_notebook_user_with_host_trust_mounted():
 
 
 def test_options_hash_changes_with_the_templates(monkeypatch):
-    from dsbuild.builder import service
+    from dsbuild.builder import target
     from dsbuild.builder.host import HostSettings
     from dsbuild.builder.plan import BuildOptions
 
-    before = service.options_hash(BuildOptions(), "sha256:base", HostSettings())
-    monkeypatch.setattr(service, "templates_digest", lambda: "other-templates")
-    assert service.options_hash(BuildOptions(), "sha256:base", HostSettings()) != before
+    before = target.options_hash(BuildOptions(), "sha256:base", HostSettings())
+    monkeypatch.setattr(target, "templates_digest", lambda: "other-templates")
+    assert target.options_hash(BuildOptions(), "sha256:base", HostSettings()) != before

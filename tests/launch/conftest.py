@@ -53,6 +53,9 @@ class FakeEngine:
     def inspect_image(self, ref):
         return {"Id": "sha256:1"} if ref in self.images else None
 
+    def image_labels(self, ref):
+        return None  # no image here was built by dsbuild, so none is reused
+
 
 class FakeHub:
     """JupyterHub's REST edge, in memory: users, servers, tokens, progress."""
