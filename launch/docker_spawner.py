@@ -16,33 +16,21 @@ from typing import Any
 
 from dockerspawner import DockerSpawner
 from dsbuild.builder.names import HUB_LABEL, VERSION_LABEL
-from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
-from dsbuild.spawner.errors import CatalogError, SpawnRequestError
-from dsbuild.spawner.options import parse_user_options
-from dsbuild.spawner.resolve import resolve
-from tornado import web
-from traitlets import Bool, Dict, Unicode, default
+from dsbuild.spawner.errors import SpawnRequestError
+from dsbuild.spawner.mixin import CatalogSpawnerMixin, bad_request
+from traitlets import Bool, Unicode, default
 
-from .spawning import hub_user_of, local_resources, split_launch_options
-
-
-def bad_request(message: str) -> web.HTTPError:
-    """HTTP 400 whose message JupyterHub shows as-is (REST API, spawn page)."""
-    error = web.HTTPError(400, "%s", message)
-    error.jupyterhub_message = message
-    return error
+from .spawning import local_resources, split_launch_options
 
 
 async def _apply(spawner: "DockerLaunchSpawner", user_options: dict) -> None:
     await spawner.choose(user_options)
 
 
-class DockerLaunchSpawner(DockerSpawner):
+class DockerLaunchSpawner(CatalogSpawnerMixin, DockerSpawner):
     """Runs dsbuild images as containers on the local Docker engine, with the CPU and
-    memory a user may have under the catalog's limits."""
+    memory a user may have under the catalog's limits (the mixin's, spawner/mixin.py)."""
 
-    catalog = Dict(config=True, help="The resource catalog as a dict (docs/spawner.md). Set this or catalog_file.")
-    catalog_file = Unicode("", config=True, help="A YAML file holding the resource catalog.")
     token_in_url = Bool(
         False,
         config=True,
@@ -51,7 +39,6 @@ class DockerLaunchSpawner(DockerSpawner):
     )
     hub_label = Unicode("dsbuild", config=True, help="Value of the io.dsbuild.hub label on every container.")
 
-    _catalog: Catalog | None = None
     _chosen_image: str | None = None
 
     @default("cmd")
@@ -86,25 +73,16 @@ class DockerLaunchSpawner(DockerSpawner):
     def _default_apply_user_options(self):
         return _apply
 
-    def parsed_catalog(self) -> Catalog:
-        if self._catalog is None:
-            if bool(self.catalog) == bool(self.catalog_file):
-                raise CatalogError("set exactly one of DockerLaunchSpawner.catalog or DockerLaunchSpawner.catalog_file")
-            self._catalog = parse_catalog(self.catalog) if self.catalog else load_catalog(self.catalog_file)
-        return self._catalog
-
     async def choose(self, user_options: Any) -> None:
         """Resolve `user_options` against the catalog and limits; HTTP 400 when refused."""
         self._chosen_image = None
         try:
             launch, rest = split_launch_options(user_options)
-            catalog = self.parsed_catalog()
-            request = resolve(parse_user_options(rest), catalog, hub_user_of(self.user, self.name, catalog))
+            request = self.resolve_options(rest)
             local = local_resources(request)
         except SpawnRequestError as err:
-            self.log.info("Refused spawn request for %s: %s", self._log_name, err)
-            raise bad_request(str(err)) from None
-        image = launch.image if launch else request.image
+            raise self.refuse(err) from None
+        image = launch.image if launch else (await self.with_built_image(request)).image
         await self._check_image(image)
         self._chosen_image = self.image = image
         self.cpu_limit = local.cpu

@@ -1,7 +1,8 @@
 """KubeLaunchSpawner: the Kubernetes spawner (DsbuildSpawner) taking images from the
 launch service. Used when `dsbuild serve` launches onto a cluster: the service builds,
 pushes to `--registry`, and starts servers with the launch keys in user_options
-(spawning.py); everything else (catalog, limits, pods, volumes) is DsbuildSpawner's."""
+(spawning.py); everything else (catalog, limits, pods, volumes) is DsbuildSpawner's and
+the shared mixin's (spawner/mixin.py)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,11 @@ import dataclasses
 from typing import Any
 
 from dsbuild.spawner.errors import ChoiceError, SpawnRequestError
-from dsbuild.spawner.resolve import HubUser, ResourceRequest
-from dsbuild.spawner.spawner import DsbuildSpawner, bad_request
+from dsbuild.spawner.resolve import ResourceRequest
+from dsbuild.spawner.spawner import DsbuildSpawner
 from traitlets import Unicode
 
-from .spawning import hub_user_of, split_launch_options
-
-
-def _has_volume(orm_spawner: Any) -> bool:
-    return bool((orm_spawner.state or {}).get("pvc_name"))
+from .spawning import split_launch_options
 
 
 class KubeLaunchSpawner(DsbuildSpawner):
@@ -30,9 +27,6 @@ class KubeLaunchSpawner(DsbuildSpawner):
         service pushes to (e.g. "registry.example.org:5000/"). Empty: such requests are refused.""",
     )
 
-    def hub_user(self, catalog) -> HubUser:
-        return hub_user_of(self.user, self.name, catalog, has_volume=_has_volume)
-
     async def choose_resources(self, user_options: Any) -> ResourceRequest:
         try:
             launch, rest = split_launch_options(user_options)
@@ -40,8 +34,7 @@ class KubeLaunchSpawner(DsbuildSpawner):
                 raise ChoiceError(f"image {launch.image} is not from the launch service's registry")
         except SpawnRequestError as err:
             self._refused = True
-            self.log.info("Refused spawn request for %s: %s", self._log_name, err)
-            raise bad_request(err) from None
+            raise self.refuse(err) from None
         request = await super().choose_resources(rest)
         if launch:
             request = dataclasses.replace(request, image=launch.image)

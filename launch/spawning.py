@@ -1,6 +1,6 @@
 """What the launch spawners share: the launch keys in `user_options`, and what of a
-resolved request a local Docker engine can honour. Pure, apart from `hub_user_of`,
-which reads JupyterHub's user object.
+resolved request a local Docker engine can honour. Pure. (What every spawner shares,
+the catalog and the user's accounting, is spawner/mixin.py.)
 
 The launch service starts servers with user_options such as
 
@@ -13,17 +13,15 @@ keys are the catalog's (docs/spawner.md) and go through `resolve()` like any req
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dsbuild.builder.names import is_ref
-from dsbuild.spawner.catalog import Catalog
 from dsbuild.spawner.errors import ChoiceError, OptionsError
 from dsbuild.spawner.names import check_image
-from dsbuild.spawner.resolve import HubUser, ResourceRequest, Usage, held_usage
-
-LAUNCH_KEYS = ("image", "repo", "ref")
+from dsbuild.spawner.options import LAUNCH_KEYS
+from dsbuild.spawner.resolve import ResourceRequest
 
 
 @dataclass(frozen=True)
@@ -67,12 +65,6 @@ def split_launch_options(user_options: Any) -> tuple[LaunchImage | None, dict]:
     return LaunchImage(image, given.get("repo", ""), ref), rest
 
 
-def strip_launch_keys(user_options: Any) -> Any:
-    if isinstance(user_options, Mapping):
-        return {k: v for k, v in user_options.items() if k not in LAUNCH_KEYS}
-    return user_options
-
-
 def local_resources(request: ResourceRequest) -> LocalResources:
     """CPU and memory limits for `docker run`; GPUs are refused. Storage and data volumes
     are Kubernetes volumes: a local container gets neither, and the notes say so."""
@@ -82,20 +74,3 @@ def local_resources(request: ResourceRequest) -> LocalResources:
              "and are gone when the server stops"]
     notes += [f"data volume {v.name} ({v.mount_path}) is not mounted on local Docker" for v in request.data_volumes]
     return LocalResources(request.cpu.limit.cores, request.memory.limit.bytes, tuple(notes))
-
-
-def _no_volume(orm_spawner: Any) -> bool:
-    return False
-
-
-def hub_user_of(user: Any, server_name: str, catalog: Catalog, has_volume: Callable[[Any], bool] = _no_volume) -> HubUser:
-    """The user, their groups, and what their other servers hold: CPU and memory while
-    they run, storage while `has_volume` (local Docker has no volumes)."""
-    others = Usage()
-    for name, orm_spawner in (getattr(user, "orm_spawners", None) or {}).items():
-        if name == server_name:
-            continue
-        others += held_usage(strip_launch_keys(orm_spawner.user_options), catalog,
-                             running=orm_spawner.server is not None, has_volume=has_volume(orm_spawner))
-    groups = frozenset(g.name for g in (getattr(user, "groups", None) or []))
-    return HubUser(user.name, groups, others)

@@ -17,6 +17,10 @@ JSON keys (all optional; a missing key means the catalog default):
     storage_class  storage class of the home volume
     git_url        a git repository to build instead of an environment
     git_ref        branch, tag or commit of git_url (default "HEAD")
+
+The launch service adds its own keys (`LAUNCH_KEYS`: image, repo, ref; see
+launch/spawning.py); they are not catalog choices, and counting what a user's
+servers hold ignores them (`strip_launch_keys`).
 """
 
 from __future__ import annotations
@@ -91,6 +95,16 @@ def _count(key: str, value: Any) -> int | None:
     if value > 1024:
         raise OptionsError(f"{key}={value} is far more than any node has")
     return value
+
+
+LAUNCH_KEYS = ("image", "repo", "ref")
+
+
+def strip_launch_keys(user_options: Any) -> Any:
+    """user_options without the launch service's keys (anything else unchanged)."""
+    if isinstance(user_options, Mapping):
+        return {k: v for k, v in user_options.items() if k not in LAUNCH_KEYS}
+    return user_options
 
 
 def parse_user_options(data: Any) -> UserOptions:

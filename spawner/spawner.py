@@ -20,33 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from typing import Any
 
-from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from tornado import web
-from traitlets import Callable, Dict, Float, Unicode, default
+from traitlets import Float, default
 
-from .catalog import Catalog, load_catalog, parse_catalog
-from .errors import CatalogError, ChoiceError, OptionsError, SpawnFailed, SpawnRequestError
+from .errors import OptionsError, SpawnFailed, SpawnRequestError
 from .failures import refusal_message, unplaced_message, unschedulable_reason, waiting_for_volumes
 from .form import spawn_form
 from .k8s import to_model, to_plain
 from .manifests import pod_manifest, pvc_manifest
-from .names import check_image
+from .mixin import CatalogSpawnerMixin, bad_request
 from .options import options_from_form, parse_user_options
 from .progress import chosen_message, relabel
-from .resolve import HubUser, ResourceRequest, Usage, held_usage, resolve
-
-
-def bad_request(error: Exception) -> web.HTTPError:
-    """HTTP 400 whose message JupyterHub shows as-is on the form and in the API."""
-    http_error = web.HTTPError(400, "%s", str(error))
-    http_error.jupyterhub_message = str(error)
-    return http_error
+from .resolve import ResourceRequest
 
 
 def _form_options(formdata: dict[str, list[str]]) -> dict[str, Any]:
@@ -64,32 +53,11 @@ async def _apply_catalog_choices(spawner: DsbuildSpawner, user_options: dict) ->
     await spawner.choose_resources(user_options)
 
 
-class DsbuildSpawner(KubeSpawner):
+class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     """Spawns dsbuild images on Kubernetes with the CPU, memory, GPU and storage
-    a user picks from the admin's catalog, within the limits of their groups."""
+    a user picks from the admin's catalog, within the limits of their groups.
+    The catalog, limits and git builds are the mixin's (spawner/mixin.py)."""
 
-    catalog = Dict(
-        config=True,
-        help="""The resource catalog as a plain dict: environments, cpu, memory,
-        gpu, storage, data_volumes, limits, security, defaults. See
-        docs/spawner.md for every key. Set this or `catalog_file`, not both.""",
-    )
-    catalog_file = Unicode(
-        "",
-        config=True,
-        help="""Path of a YAML file holding the resource catalog (same format as
-        `catalog`). Read once, when the spawner first needs it.""",
-    )
-    image_builder = Callable(
-        None,
-        allow_none=True,
-        config=True,
-        help="""Optional hook that builds the image for a `git_url` request:
-        called as `image_builder(spawner, git_source)` (may be async) with a
-        `dsbuild.spawner.resolve.GitSource`; returns the image reference to run.
-        Without it, git URL requests are refused even if the catalog has
-        `git_builds`.""",
-    )
     unschedulable_timeout = Float(
         60.0,
         config=True,
@@ -102,7 +70,6 @@ class DsbuildSpawner(KubeSpawner):
 
     resource_request: ResourceRequest | None = None  # set by choose_resources
     _refused = False  # the last request was refused: nothing was sent to Kubernetes
-    _catalog: Catalog | None = None
 
     @default("storage_pvc_ensure")
     def _default_storage_pvc_ensure(self) -> bool:
@@ -126,28 +93,8 @@ class DsbuildSpawner(KubeSpawner):
 
     # -- catalog and user ----------------------------------------------------
 
-    def parsed_catalog(self) -> Catalog:
-        """The checked catalog; a `CatalogError` here is an admin error."""
-        if self._catalog is None:
-            if bool(self.catalog) == bool(self.catalog_file):
-                raise CatalogError("set exactly one of DsbuildSpawner.catalog or DsbuildSpawner.catalog_file")
-            self._catalog = parse_catalog(self.catalog) if self.catalog else load_catalog(self.catalog_file)
-        return self._catalog
-
-    def hub_user(self, catalog: Catalog) -> HubUser:
-        """The user, their groups, and what their other servers hold."""
-        others = Usage()
-        for name, orm_spawner in (getattr(self.user, "orm_spawners", None) or {}).items():
-            if name == self.name:
-                continue
-            others += held_usage(
-                orm_spawner.user_options,
-                catalog,
-                running=orm_spawner.server is not None,
-                has_volume=bool((orm_spawner.state or {}).get("pvc_name")),
-            )
-        groups = frozenset(g.name for g in (getattr(self.user, "groups", None) or []))
-        return HubUser(self.user.name, groups, others)
+    def has_volume(self, orm_spawner: Any) -> bool:
+        return bool((orm_spawner.state or {}).get("pvc_name"))
 
     def spawn_form_html(self) -> str:
         catalog = self.parsed_catalog()
@@ -160,15 +107,10 @@ class DsbuildSpawner(KubeSpawner):
     async def choose_resources(self, user_options: Any) -> ResourceRequest:
         """Resolve `user_options`; raise HTTP 400 (nothing sent) when refused."""
         self._refused = True
-        catalog = self.parsed_catalog()
         try:
-            request = resolve(parse_user_options(user_options), catalog, self.hub_user(catalog))
-            if request.git and self.image_builder is None:
-                raise ChoiceError("this hub cannot build from git URLs (no image builder is configured); "
-                                  "choose one of the listed environments")
+            request = self.resolve_options(user_options)
         except SpawnRequestError as e:
-            self.log.info("Refused spawn request for %s: %s", self._log_name, e)
-            raise bad_request(e) from None
+            raise self.refuse(e) from None
         self._refused = False
         self.resource_request = request
         return request
@@ -178,9 +120,7 @@ class DsbuildSpawner(KubeSpawner):
     async def load_user_options(self) -> None:
         """Called first thing in start(); replaces KubeSpawner's profile_list handling."""
         request = await self.choose_resources(self.user_options)
-        if request.git:
-            image = await maybe_future(self.image_builder(self, request.git))
-            self.resource_request = dataclasses.replace(request, image=check_image(image))
+        self.resource_request = await self.with_built_image(request)
 
     def _request(self) -> ResourceRequest:
         if self.resource_request is None:
