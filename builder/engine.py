@@ -161,6 +161,19 @@ class DockerEngine:
         extra = ["--entrypoint", entrypoint] if entrypoint else []
         return self._run("run", "--rm", "--network=none", *extra, image, *command, check=False, timeout=timeout)
 
+    def containers_labelled(self, label: str, value: str) -> list[str]:
+        """Ids of the containers, running or not, whose `label` is `value`."""
+        done = self._run("ps", "--all", "--quiet", "--filter", f"label={label}={value}", check=False, timeout=60)
+        return done.stdout.decode().split() if done.returncode == 0 else []
+
+    def network_ipam(self, network: str) -> list[dict]:
+        """The IPAM config (Subnet, Gateway) of a Docker network; [] when it has none."""
+        done = self._run("network", "inspect", network, "--format", "{{json .IPAM.Config}}", check=False, timeout=30)
+        try:
+            return (json.loads(done.stdout) or []) if done.returncode == 0 else []
+        except ValueError:
+            return []
+
     def import_rootfs(self, tar: IO[bytes], ref: str, changes: Sequence[str]) -> str:
         args = [self.cli, "import"] + [f"--change={c}" for c in changes] + ["-", ref]
         done = subprocess.run(args, env=self.env, stdin=tar, capture_output=True)

@@ -14,17 +14,18 @@ import click
 from dsbuild.cli.output import err_console, user_errors
 from rich.text import Text
 
-from .config import ConfigInvalid, LaunchConfig, parse_size
-from .localhub import (
-    AUTHENTICATORS,
-    DEFAULT_STATE,
-    SPAWNERS,
-    HubOptions,
-    hub_down,
-    hub_status,
-    hub_up,
-)
+from dsbuild.cli.settings import setting
+from dsbuild.spawner.quantities import Memory
+
+from .config import LaunchConfig, parse_size
+from .errors import ConfigInvalid
+from .hubconfig import DEFAULT_STATE, HubOptions
+from .localhub import hub_down, hub_status, hub_up
 from .routes import KNOWN_SCHEMES
+
+
+def _help(cls, name: str) -> str:
+    return " ".join(cls.class_traits()[name].help.split())
 
 
 def _say(message: str) -> None:
@@ -60,30 +61,19 @@ def _user_options(pairs: tuple[str, ...]) -> dict:
     return options
 
 
-def build_config(state_dir, hub_url, hub_api_url, hub_token_file, mode, base_url, public_url, allow_scheme,
-                 max_builds, per_repo_limit, max_repo_size, image_prefix, registry, user_option,
-                 oauth_redirect_url, start_timeout) -> LaunchConfig:
+def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tuple[str, ...], max_repo_size: str,
+                 **settings) -> LaunchConfig:
+    """LaunchConfig from the command line; what is not given comes from the hub's state
+    folder (launch.json), then from the traits' defaults."""
     state = _state(state_dir)
-    hub_url = hub_url or state.get("hub_url")
+    hub_url = settings.get("hub_url") or state.get("hub_url")
     if not hub_url:
         raise ConfigInvalid(f"no hub: run `dsbuild hub up` (it writes {state_dir}/launch.json) or pass --hub-url")
-    return LaunchConfig(
-        hub_url=hub_url,
-        hub_api_url=hub_api_url or state.get("hub_api_url") or hub_url.rstrip("/") + "/hub/api/",
-        hub_token=_token(hub_token_file, state),
-        mode=mode or state.get("mode") or "anonymous",
-        base_url=base_url,
-        public_url=public_url,
-        allowed_schemes=tuple(allow_scheme) or ("https",),
-        max_builds=max_builds,
-        per_repo_limit=per_repo_limit,
-        max_repo_size=parse_size(max_repo_size, "--max-repo-size"),
-        image_prefix=image_prefix,
-        registry=registry or state.get("registry"),
-        user_options=_user_options(user_option),
-        oauth_redirect_url=oauth_redirect_url or state.get("oauth_redirect_url"),
-        start_timeout=start_timeout,
-    )
+    for name in ("hub_api_url", "mode", "registry", "oauth_redirect_url"):
+        settings[name] = settings.get(name) or state.get(name)
+    settings.update(hub_url=hub_url, hub_token=_token(hub_token_file, state), user_options=_user_options(user_option),
+                    max_repo_size=parse_size(max_repo_size, "--max-repo-size"))
+    return LaunchConfig(**{name: value for name, value in settings.items() if value not in (None, ())})
 
 
 async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
@@ -119,31 +109,26 @@ def register(main: click.Group, hub: click.Group) -> None:
 @click.option("--port", default=8585, show_default=True, help="Port to listen on.")
 @click.option("--hub-state", "state_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE,
               show_default=True, help="The folder `dsbuild hub up` wrote; its launch.json gives the hub's URL and token.")
-@click.option("--hub-url", help="Where browsers reach JupyterHub, e.g. http://127.0.0.1:8000/. Default: from --hub-state.")
-@click.option("--hub-api-url", envvar="JUPYTERHUB_API_URL", help="Where this service reaches the hub's REST API.")
+@setting(LaunchConfig, "hub_url", help="Where browsers reach JupyterHub, e.g. http://127.0.0.1:8000/. "
+                                        "Default: from --hub-state.")
+@setting(LaunchConfig, "hub_api_url", envvar="JUPYTERHUB_API_URL")
 @click.option("--hub-token-file", type=click.Path(dir_okay=False, path_type=Path),
               help="File holding the service's API token. Default: from --hub-state, else $JUPYTERHUB_API_TOKEN.")
-@click.option("--mode", type=click.Choice(["anonymous", "authenticated"]),
-              help="anonymous: a temporary user per launch (like mybinder.org); authenticated: the logged-in "
-                   "user's named server. Default: the hub's mode.")
-@click.option("--base-url", envvar="JUPYTERHUB_SERVICE_PREFIX", default="/", show_default=True,
-              help="URL prefix of this service (set by JupyterHub for a managed service).")
-@click.option("--public-url", help="This service's public URL, for links and badges. Default: from each request.")
-@click.option("--allow-scheme", multiple=True, type=click.Choice(KNOWN_SCHEMES),
-              help="Git URL schemes /v2/git/ accepts; repeatable. Default: https. file:// lets anyone who "
-                   "can open a link build any repository on this machine.")
-@click.option("--max-builds", default=2, show_default=True, help="Builds that may run at once.")
-@click.option("--per-repo-limit", default=10, show_default=True,
-              help="Running or starting servers per repository; 0 for no limit.")
-@click.option("--max-repo-size", default="500Mi", show_default=True,
-              help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
-@click.option("--image-prefix", default="dsbuild", show_default=True, help="Images are named PREFIX-<repo>:<commit>.")
-@click.option("--registry", metavar="HOST:PORT", help="Push images there (for a hub on Kubernetes).")
+@setting(LaunchConfig, "mode", default=None, help=f"{_help(LaunchConfig, 'mode')} Default: the hub's mode.")
+@setting(LaunchConfig, "base_url", envvar="JUPYTERHUB_SERVICE_PREFIX")
+@setting(LaunchConfig, "public_url")
+@setting(LaunchConfig, "allowed_schemes", "--allow-scheme", type=click.Choice(KNOWN_SCHEMES),
+         help=f"{_help(LaunchConfig, 'allowed_schemes')} Repeatable.")
+@setting(LaunchConfig, "max_builds")
+@setting(LaunchConfig, "per_repo_limit")
+@setting(LaunchConfig, "max_repo_size", type=str, show_default=True,
+         default=Memory(LaunchConfig.class_traits()["max_repo_size"].default()).k8s())
+@setting(LaunchConfig, "image_prefix")
+@setting(LaunchConfig, "registry", metavar="HOST:PORT")
 @click.option("--user-option", multiple=True, metavar="KEY=VALUE",
               help="A catalog choice sent with every launch, e.g. cpu=2 or memory=4Gi; repeatable.")
-@click.option("--oauth-redirect-url", envvar="JUPYTERHUB_OAUTH_CALLBACK_URL",
-              help="Authenticated mode: this service's /oauth_callback URL as the hub knows it.")
-@click.option("--start-timeout", default=180.0, show_default=True, help="Seconds to wait for a server to start.")
+@setting(LaunchConfig, "oauth_redirect_url", envvar="JUPYTERHUB_OAUTH_CALLBACK_URL")
+@setting(LaunchConfig, "start_timeout")
 @user_errors
 def serve(ip, port, state_dir, **kw):
     """Serve launch links: build a repository and open it in JupyterLab on JupyterHub.
@@ -162,48 +147,36 @@ def serve(ip, port, state_dir, **kw):
 
 
 @click.command("up")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True,
-              help="Configuration, secrets, database, logs and pid files.")
-@click.option("--ip", default="127.0.0.1", show_default=True, help="Where the hub's proxy listens (0.0.0.0: everywhere).")
-@click.option("--port", default=8000, show_default=True, help="The hub's public port.")
-@click.option("--proxy-api-port", default=8001, show_default=True, help="configurable-http-proxy's API port (127.0.0.1).")
-@click.option("--hub-ip", help="Where the hub's API listens; containers reach it there. Default: the Docker bridge address.")
-@click.option("--hub-port", default=8081, show_default=True)
-@click.option("--mode", type=click.Choice(["anonymous", "authenticated"]), default="anonymous", show_default=True,
-              help="anonymous: no logins, temporary users culled when idle; authenticated: users log in.")
-@click.option("--authenticator", help=f"Authenticated mode: {', '.join(AUTHENTICATORS[1:])} or a class name. "
-                                      "Default: pam. dummy's shared password comes from $DSBUILD_HUB_PASSWORD.")
-@click.option("--admin-user", multiple=True, help="A hub admin; repeatable.")
-@click.option("--catalog", "catalog_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Resource catalog (docs/spawner.md). Default: a small local one (1-2 CPUs, 2-4 GiB).")
-@click.option("--service-url", default="http://127.0.0.1:8585/", show_default=True,
-              help="Where `dsbuild serve` listens (authenticated mode's OAuth callback goes there).")
-@click.option("--public-url", help="How browsers reach the hub. Default: http://IP:PORT/.")
-@click.option("--cull-timeout", default=600, show_default=True, help="Seconds before an idle server is stopped.")
-@click.option("--container-prefix", default="dsbuild", show_default=True, help="Containers are named PREFIX-<user>.")
-@click.option("--spawner", type=click.Choice(SPAWNERS), default="docker", show_default=True,
-              help="docker: containers on this machine; kubernetes: pods on the cluster of the kube config.")
-@click.option("--hub-connect-url", help="Kubernetes: how pods reach the hub, e.g. http://10.0.0.5:8081.")
+@setting(HubOptions, "state_dir", type=click.Path(file_okay=False, path_type=Path))
+@setting(HubOptions, "ip")
+@setting(HubOptions, "port")
+@setting(HubOptions, "proxy_api_port")
+@setting(HubOptions, "hub_ip")
+@setting(HubOptions, "hub_port")
+@setting(HubOptions, "mode")
+@setting(HubOptions, "authenticator")
+@setting(HubOptions, "admin_users", "--admin-user", help=f"{_help(HubOptions, 'admin_users')} Repeatable.")
+@setting(HubOptions, "catalog_file", "--catalog", type=click.Path(dir_okay=False, path_type=Path))
+@setting(HubOptions, "service_url")
+@setting(HubOptions, "public_url")
+@setting(HubOptions, "cull_timeout")
+@setting(HubOptions, "container_prefix", help=f"{_help(HubOptions, 'container_prefix')} Also the io.dsbuild.hub label.")
+@setting(HubOptions, "spawner")
+@setting(HubOptions, "hub_connect_url")
 @click.option("--registry", metavar="HOST:PORT", help="Kubernetes: the registry `dsbuild serve --registry` pushes to.")
-@click.option("--proxy-command", help="configurable-http-proxy to run. Default: .run/node's (scripts/setup.sh), or PATH.")
+@setting(HubOptions, "proxy_command")
 @user_errors
-def up(state_dir, ip, port, proxy_api_port, hub_ip, hub_port, mode, authenticator, admin_user, catalog_file,
-       service_url, public_url, cull_timeout, container_prefix, spawner, hub_connect_url, registry, proxy_command):
+def up(registry, **settings):
     """Start a JupyterHub (and its proxy) that launches dsbuild images on this machine.
 
     Servers are containers on the local Docker engine with the catalog's CPU and memory
     limits. Runs in the background; `dsbuild hub down` stops it. Then `dsbuild serve`.
     """
-    if urlsplit(service_url).scheme not in ("http", "https"):
+    if urlsplit(settings["service_url"]).scheme not in ("http", "https"):
         raise click.BadParameter("must be an http(s) URL", param_hint="--service-url")
-    options = HubOptions(
-        state_dir=state_dir, ip=ip, port=port, proxy_api_port=proxy_api_port, hub_ip=hub_ip, hub_port=hub_port,
-        mode=mode, authenticator=authenticator, admin_users=tuple(admin_user), catalog_file=catalog_file,
-        service_url=service_url, public_url=public_url, cull_timeout=cull_timeout,
-        container_prefix=container_prefix, hub_label=container_prefix, spawner=spawner,
-        hub_connect_url=hub_connect_url, launch_image_prefix=f"{registry}/" if registry else "",
-        proxy_command=proxy_command,
-    )
+    given = {name: value for name, value in settings.items() if value is not None}
+    options = HubOptions(**given, hub_label=settings["container_prefix"],
+                         launch_image_prefix=f"{registry}/" if registry else "")
     hub_up(options, _say, password=os.environ.get("DSBUILD_HUB_PASSWORD"))
     click.echo(options.hub_url)
 

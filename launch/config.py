@@ -1,9 +1,17 @@
-"""The launch service's settings, checked once at start-up. Pure."""
+"""The launch service's settings, declared once as traitlets (like JupyterHub's) and
+checked once at start-up. Pure.
+
+Each setting is a trait with its type, default and help. `dsbuild serve`'s click options
+are generated from these traits (cli/settings.py: same default, same help), so a default
+lives here only. `LaunchConfig(**values)` checks every value and raises `ConfigInvalid`
+naming the setting's command-line option."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode
+from traitlets.config import Configurable
 
 from dsbuild.spawner.quantities import Memory
 
@@ -28,34 +36,60 @@ def parse_size(text: str, what: str) -> int:
         raise ConfigInvalid(f"{what}: {err}") from None
 
 
-@dataclass(frozen=True)
-class LaunchConfig:
-    hub_url: str  # where browsers reach JupyterHub, e.g. http://127.0.0.1:8000/
-    hub_api_url: str  # where this service reaches the hub's REST API, e.g. http://127.0.0.1:8000/hub/api/
-    hub_token: str = field(repr=False, default="")
-    mode: str = "anonymous"
-    base_url: str = "/"  # this service's URL prefix
-    public_url: str | None = None  # this service's public URL for links; default: from the request
-    allowed_schemes: tuple[str, ...] = ("https",)
-    max_builds: int = 2
-    per_repo_limit: int = 10  # running + starting servers per repository; 0: no limit
-    max_repo_size: int = 500 * 2**20  # bytes at the commit; 0: no limit
-    image_prefix: str = "dsbuild"
-    registry: str | None = None  # push built images there (a cluster pulls from it)
-    start_timeout: float = 180
-    token_lifetime: int = 8 * 3600  # anonymous users' tokens
-    user_prefix: str = "binder-"
-    user_options: dict = field(default_factory=dict)  # catalog choices sent with every launch
-    service_name: str = "dsbuild"
-    oauth_redirect_url: str | None = None  # authenticated mode: this service's /oauth_callback
+def apply_settings(obj: Configurable, values: dict, error: type[Exception]) -> None:
+    """Set traits one by one, so a wrong type or value is `error` naming its option."""
+    traits = obj.traits(config=True)
+    for name, value in values.items():
+        if name not in traits:
+            raise error(f"unknown setting {name!r}")
+        try:
+            setattr(obj, name, value)
+        except TraitError:
+            raise error(f"--{name.replace('_', '-')} must be {traits[name].info()}, got {value!r}") from None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hub_url", _url(self.hub_url, "--hub-url"))
-        object.__setattr__(self, "hub_api_url", _url(self.hub_api_url, "--hub-api-url"))
+
+class LaunchConfig(Configurable):
+    """Settings of `dsbuild serve`."""
+
+    hub_url = Unicode("", config=True, help="Where browsers reach JupyterHub, e.g. http://127.0.0.1:8000/.")
+    hub_api_url = Unicode("", config=True, help="Where this service reaches the hub's REST API. Default: HUB_URL/hub/api/.")
+    hub_token = Unicode("", config=True, help="The service's JupyterHub API token.")
+    mode = Enum(MODES, "anonymous", config=True,
+                help="anonymous: a temporary user per launch (like mybinder.org); authenticated: the logged-in "
+                     "user's named server.")
+    base_url = Unicode("/", config=True, help="URL prefix of this service (set by JupyterHub for a managed service).")
+    public_url = Unicode(None, allow_none=True, config=True,
+                         help="This service's public URL, for links and badges. Default: from each request.")
+    allowed_schemes = List(Unicode(), ["https"], config=True,
+                           help="Git URL schemes /v2/git/ accepts. file:// lets anyone who can open a link build "
+                                "any repository on this machine.")
+    max_builds = Int(2, config=True, help="Builds that may run at once.")
+    per_repo_limit = Int(10, config=True, help="Running or starting servers per repository; 0 for no limit.")
+    max_repo_size = Int(500 * 2**20, config=True,
+                        help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
+    image_prefix = Unicode("dsbuild", config=True,
+                           help="Images are named PREFIX-<repo>-<hash>:<commit> (builder/names.py).")
+    registry = Unicode(None, allow_none=True, config=True,
+                       help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
+    start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
+    token_lifetime = Int(8 * 3600, config=True, help="Seconds an anonymous user's token is valid.")
+    user_prefix = Unicode("binder-", config=True, help="Name prefix of anonymous launches' temporary users.")
+    user_options = Dict(config=True, help="Catalog choices sent with every launch, e.g. {'cpu': '2'}.")
+    service_name = Unicode("dsbuild", config=True, help="This service's name in JupyterHub.")
+    oauth_redirect_url = Unicode(None, allow_none=True, config=True,
+                                 help="Authenticated mode: this service's /oauth_callback URL as the hub knows it.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**{k: kwargs.pop(k) for k in ("config", "parent") if k in kwargs})
+        apply_settings(self, kwargs, ConfigInvalid)
+        self.check()
+
+    def check(self) -> None:
+        """Normalise the URLs and refuse what cannot work; the messages name the option."""
+        self.hub_url = _url(self.hub_url, "--hub-url")
+        self.hub_api_url = _url(self.hub_api_url or self.hub_url + "hub/api/", "--hub-api-url")
         if self.public_url:
-            object.__setattr__(self, "public_url", _url(self.public_url, "--public-url"))
-        if self.mode not in MODES:
-            raise ConfigInvalid(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            self.public_url = _url(self.public_url, "--public-url")
         if not self.base_url.startswith("/") or not self.base_url.endswith("/"):
             raise ConfigInvalid(f"--base-url must start and end with '/', got {self.base_url!r}")
         unknown = [s for s in self.allowed_schemes if s not in KNOWN_SCHEMES]

@@ -1,4 +1,5 @@
 """`dsbuild hub up` / `hub down`: a JupyterHub and configurable-http-proxy on this machine.
+This module supervises the processes; what they are configured with is hubconfig.py.
 
 Everything lives in one state folder (default .run/hub/): the generated
 jupyterhub_config.py, the secrets (0600), the hub's database, logs, pid files, and
@@ -22,128 +23,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from dsbuild.builder.engine import find_docker_cli
+from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.names import HUB_LABEL
-from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
-from dsbuild.spawner.hub_config import catalog_data, python_literal
+from dsbuild.spawner.catalog import load_catalog
 
 from .errors import HubError
-from .templating import read_template, render_config
+from .hubconfig import HubOptions, Paths, check_options, default_catalog, launch_settings, render_hub_config
 
-DEFAULT_STATE = Path(".run/hub")
-AUTHENTICATORS = ("null", "dummy", "pam")
-SPAWNERS = ("docker", "kubernetes")
 PROXY_NAMES = ("configurable-http-proxy",)
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class HubOptions:
-    state_dir: Path = DEFAULT_STATE
-    ip: str = "127.0.0.1"  # where the proxy listens (the hub's public address)
-    port: int = 8000
-    proxy_api_port: int = 8001
-    hub_ip: str | None = None  # default: the docker bridge's gateway address
-    hub_port: int = 8081
-    mode: str = "anonymous"
-    authenticator: str | None = None  # default: null (anonymous) or pam (authenticated)
-    admin_users: tuple[str, ...] = ()
-    catalog_file: Path | None = None
-    service_url: str = "http://127.0.0.1:8585/"  # where `dsbuild serve` listens
-    public_url: str | None = None  # how browsers reach the proxy; default from ip and port
-    cull_timeout: int = 600
-    container_prefix: str = "dsbuild"
-    hub_label: str = "dsbuild"
-    spawner: str = "docker"
-    hub_connect_url: str | None = None  # kubernetes: how pods reach the hub
-    launch_image_prefix: str = ""  # kubernetes: the registry serve pushes to, "HOST:PORT/"
-    proxy_command: str | None = None
-
-    @property
-    def hub_url(self) -> str:
-        if self.public_url:
-            return self.public_url.rstrip("/") + "/"
-        host = "127.0.0.1" if self.ip in ("0.0.0.0", "") else self.ip
-        return f"http://{host}:{self.port}/"
-
-    @property
-    def auth(self) -> str:
-        return self.authenticator or ("null" if self.mode == "anonymous" else "pam")
-
-
-class Paths:
-    """The files of one local hub, all in its state folder."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.config = root / "jupyterhub_config.py"
-        self.db = root / "jupyterhub.sqlite"
-        self.cookie_secret = root / "cookie_secret"
-        self.proxy_token = root / "proxy_token"
-        self.service_token = root / "service_token"
-        self.password = root / "password"
-        self.hub_pid = root / "jupyterhub.pid"
-        self.proxy_pid = root / "proxy.pid"
-        self.hub_log = root / "jupyterhub.log"
-        self.proxy_log = root / "proxy.log"
-        self.launch = root / "launch.json"
-
-
-def default_catalog() -> Catalog:
-    import yaml
-
-    return parse_catalog(yaml.safe_load(read_template("local-catalog.yaml.j2")))
-
-
-def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_ip: str) -> str:
-    """jupyterhub_config.py for the local hub (pure). Values are Python literals."""
-    lit = python_literal
-    anonymous = options.mode == "anonymous"
-    culler = [f"--timeout={options.cull_timeout}", "--cull-every=60"] + (["--cull-users=true"] if anonymous else [])
-    redirect = None if anonymous else options.service_url.rstrip("/") + "/oauth_callback"
-    known = options.auth in AUTHENTICATORS
-    return render_config(
-        "jupyterhub_config.py.j2",
-        mode=options.mode, spawner=options.spawner,
-        bind_url=lit(f"http://{options.ip}:{options.port}/"),
-        hub_bind_url=lit(f"http://{hub_ip}:{options.hub_port}"),
-        hub_connect_url=lit(options.hub_connect_url) if options.hub_connect_url else None,
-        proxy_api_url=lit(f"http://127.0.0.1:{options.proxy_api_port}"),
-        proxy_token_file=lit(str(paths.proxy_token)),
-        db_url=lit(f"sqlite:///{paths.db}"),
-        cookie_secret_file=lit(str(paths.cookie_secret)),
-        authenticator=options.auth if known else "custom",
-        authenticator_literal=lit(options.auth),
-        password_file=lit(str(paths.password)),
-        admin_users=lit(list(options.admin_users)) if options.admin_users else None,
-        container_prefix=lit(options.container_prefix), hub_label=lit(options.hub_label),
-        token_in_url=lit(anonymous),
-        launch_image_prefix=lit(options.launch_image_prefix),
-        catalog_literal=python_literal(catalog_data(catalog)),
-        service_name=lit("dsbuild"), service_token_file=lit(str(paths.service_token)),
-        oauth_redirect_uri=lit(redirect) if redirect else None,
-        oauth_client_id=lit("service-dsbuild"),
-        access_scope=lit("access:services!service=dsbuild"),
-        culler_args=lit(culler),
-    )
-
-
-def launch_settings(options: HubOptions, paths: Paths) -> dict:
-    """What `dsbuild serve` reads from launch.json."""
-    anonymous = options.mode == "anonymous"
-    return {
-        "hub_url": options.hub_url,
-        "hub_api_url": options.hub_url + "hub/api/",
-        "token_file": str(paths.service_token.resolve()),
-        "mode": options.mode,
-        "service_url": options.service_url,
-        "oauth_redirect_url": None if anonymous else options.service_url.rstrip("/") + "/oauth_callback",
-        "registry": options.launch_image_prefix.rstrip("/") or None,
-        "hub_label": options.hub_label if options.spawner == "docker" else None,
-    }
 
 
 # -- processes -----------------------------------------------------------------
@@ -262,16 +152,10 @@ def find_proxy(configured: str | None = None) -> str:
     return found
 
 
-def bridge_ip() -> str:
+def bridge_ip(engine: DockerEngine) -> str:
     """The docker bridge's gateway: the host's address as containers on `bridge` see it
     (the IPAM gateway, else the first address of the subnet, which dockerd gives docker0)."""
-    done = subprocess.run([find_docker_cli(), "network", "inspect", "bridge", "--format", "{{json .IPAM.Config}}"],
-                          capture_output=True, text=True, timeout=30)
-    try:
-        configs = json.loads(done.stdout) if done.returncode == 0 else []
-    except ValueError:
-        configs = []
-    for config in configs or []:
+    for config in engine.network_ipam("bridge"):
         try:
             if config.get("Gateway"):
                 return str(ipaddress.IPv4Address(config["Gateway"]))
@@ -291,25 +175,11 @@ def _secret_file(path: Path, value: str | None = None) -> None:
         f.write((value if value is not None else secrets.token_hex(32)) + "\n")
 
 
-def _check_options(options: HubOptions) -> None:
-    if options.mode not in ("anonymous", "authenticated"):
-        raise HubError(f"--mode must be anonymous or authenticated, got {options.mode!r}")
-    if options.spawner not in SPAWNERS:
-        raise HubError(f"--spawner must be one of {', '.join(SPAWNERS)}, got {options.spawner!r}")
-    if options.spawner == "kubernetes" and not (options.hub_connect_url and options.launch_image_prefix):
-        raise HubError("--spawner kubernetes needs --hub-connect-url (how pods reach the hub) and --registry")
-    if options.mode == "anonymous" and options.auth != "null":
-        raise HubError("anonymous mode has no logins; leave --authenticator out")
-    for port in (options.port, options.proxy_api_port, options.hub_port):
-        if not 0 < port < 65536:
-            raise HubError(f"port {port} is not between 1 and 65535")
-
-
 def write_state(options: HubOptions, password: str | None = None) -> tuple[Paths, str]:
     """Create the state folder, its secrets and configuration; returns (paths, hub ip)."""
-    _check_options(options)
+    check_options(options)
     catalog = load_catalog(options.catalog_file) if options.catalog_file else default_catalog()
-    hub_ip = options.hub_ip or (bridge_ip() if options.spawner == "docker" else "0.0.0.0")
+    hub_ip = options.hub_ip or (bridge_ip(DockerEngine()) if options.spawner == "docker" else "0.0.0.0")
     paths = Paths(options.state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
@@ -359,13 +229,11 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     return paths
 
 
-def remove_containers(hub_label: str) -> list[str]:
-    cli = find_docker_cli()
-    done = subprocess.run([cli, "ps", "-aq", "--filter", f"label={HUB_LABEL}={hub_label}"],
-                          capture_output=True, text=True, timeout=60)
-    ids = done.stdout.split()
-    if ids:
-        subprocess.run([cli, "rm", "-f", *ids], capture_output=True, timeout=120)
+def remove_containers(engine: DockerEngine, hub_label: str) -> list[str]:
+    """Remove the containers this hub's spawner started (its label says so)."""
+    ids = engine.containers_labelled(HUB_LABEL, hub_label)
+    for container in ids:
+        engine.remove_container(container)
     return ids
 
 
@@ -385,7 +253,7 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
     say(f"stopped configurable-http-proxy ({proxy})" if proxy else "configurable-http-proxy was not running")
     label = _settings(paths).get("hub_label")
     if label:
-        left = remove_containers(label)
+        left = remove_containers(DockerEngine(), label)
         if left:
             say(f"removed {len(left)} server container(s) the hub left behind")
 

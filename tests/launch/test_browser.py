@@ -26,14 +26,9 @@ from urllib.parse import quote
 import pytest
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable
-from dsbuild.launch.localhub import (
-    HubError,
-    HubOptions,
-    find_proxy,
-    hub_down,
-    hub_up,
-    remove_containers,
-)
+from dsbuild.launch.errors import HubError
+from dsbuild.launch.hubconfig import HubOptions
+from dsbuild.launch.localhub import find_proxy, hub_down, hub_up, remove_containers
 
 from tests.conftest import EXAMPLES, NOTEBOOKS, ROOT
 
@@ -91,7 +86,7 @@ def prefix():
         need(False, f"no Docker engine ({err}); scripts/test.sh starts one")
     value = f"dsbuild-test-launch-{uuid.uuid4().hex[:8]}"
     yield value
-    remove_containers(value)
+    remove_containers(DockerEngine(), value)
     cli = DockerEngine().cli
     images = subprocess.run([cli, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True).stdout.split()

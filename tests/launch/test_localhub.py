@@ -6,14 +6,9 @@ import json
 import stat
 
 import pytest
-from dsbuild.launch.localhub import (
-    HubError,
-    HubOptions,
-    Paths,
-    default_catalog,
-    render_hub_config,
-    write_state,
-)
+from dsbuild.launch.errors import HubError
+from dsbuild.launch.hubconfig import HubOptions, Paths, default_catalog, render_hub_config
+from dsbuild.launch.localhub import write_state
 from dsbuild.spawner.catalog import parse_catalog
 from traitlets.config import Config
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from dsbuild.launch.docker_spawner import DockerLaunchSpawner
-from dsbuild.launch.localhub import default_catalog
+from dsbuild.launch.hubconfig import default_catalog
 from dsbuild.launch.spawning import local_resources, split_launch_options
 from dsbuild.spawner.errors import ChoiceError, OptionsError
 from dsbuild.spawner.hub_config import catalog_data

@@ -1,0 +1,166 @@
+"""The local hub's configuration, pure: its settings (traitlets, declared once; `dsbuild hub
+up`'s click options are generated from them), its state folder's layout, the generated
+jupyterhub_config.py and the launch.json that `dsbuild serve` reads. Starting and
+stopping the processes is localhub.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets import Enum, Int, List, TraitType, Unicode
+from traitlets.config import Configurable
+
+from dsbuild.spawner.catalog import Catalog, parse_catalog
+from dsbuild.spawner.hub_config import catalog_data, python_literal
+
+from .config import apply_settings
+from .errors import HubError
+from .templating import read_template, render_config
+
+DEFAULT_STATE = Path(".run/hub")
+AUTHENTICATORS = ("null", "dummy", "pam")
+SPAWNERS = ("docker", "kubernetes")
+MODES = ("anonymous", "authenticated")
+
+
+class PathTrait(TraitType):
+    """A filesystem path; strings are converted."""
+
+    info_text = "a path"
+
+    def validate(self, obj, value):
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        self.error(obj, value)
+
+
+class HubOptions(Configurable):
+    """Settings of `dsbuild hub up`."""
+
+    state_dir = PathTrait(DEFAULT_STATE, config=True,
+                          help="Configuration, secrets, database, logs and pid files.")
+    ip = Unicode("127.0.0.1", config=True, help="Where the hub's proxy listens (0.0.0.0: everywhere).")
+    port = Int(8000, config=True, help="The hub's public port.")
+    proxy_api_port = Int(8001, config=True, help="configurable-http-proxy's API port (127.0.0.1).")
+    hub_ip = Unicode(None, allow_none=True, config=True,
+                     help="Where the hub's API listens; containers reach it there. Default: the Docker bridge address.")
+    hub_port = Int(8081, config=True, help="The hub's API port.")
+    mode = Enum(MODES, "anonymous", config=True,
+                help="anonymous: no logins, temporary users culled when idle; authenticated: users log in.")
+    authenticator = Unicode(None, allow_none=True, config=True,
+                            help=f"Authenticated mode: {', '.join(AUTHENTICATORS[1:])} or a class name. Default: pam. "
+                                 "dummy's shared password comes from $DSBUILD_HUB_PASSWORD.")
+    admin_users = List(Unicode(), config=True, help="Hub admins, by user name.")
+    catalog_file = PathTrait(None, allow_none=True, config=True,
+                             help="Resource catalog (docs/spawner.md). Default: a small local one (1-2 CPUs, 2-4 GiB).")
+    service_url = Unicode("http://127.0.0.1:8585/", config=True,
+                          help="Where `dsbuild serve` listens (authenticated mode's OAuth callback goes there).")
+    public_url = Unicode(None, allow_none=True, config=True, help="How browsers reach the hub. Default: http://IP:PORT/.")
+    cull_timeout = Int(600, config=True, help="Seconds before an idle server is stopped.")
+    container_prefix = Unicode("dsbuild", config=True, help="Containers are named PREFIX-<user>.")
+    hub_label = Unicode("dsbuild", config=True, help="Value of the io.dsbuild.hub label on the hub's containers.")
+    spawner = Enum(SPAWNERS, "docker", config=True,
+                   help="docker: containers on this machine; kubernetes: pods on the cluster of the kube config.")
+    hub_connect_url = Unicode(None, allow_none=True, config=True,
+                              help="Kubernetes: how pods reach the hub, e.g. http://10.0.0.5:8081.")
+    launch_image_prefix = Unicode("", config=True, help="Kubernetes: the registry `dsbuild serve` pushes to, HOST:PORT/.")
+    proxy_command = Unicode(None, allow_none=True, config=True,
+                            help="configurable-http-proxy to run. Default: .run/node's (scripts/setup.sh), or PATH.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**{k: kwargs.pop(k) for k in ("config", "parent") if k in kwargs})
+        apply_settings(self, kwargs, HubError)
+
+    @property
+    def hub_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/"
+        host = "127.0.0.1" if self.ip in ("0.0.0.0", "") else self.ip
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def auth(self) -> str:
+        return self.authenticator or ("null" if self.mode == "anonymous" else "pam")
+
+
+class Paths:
+    """The files of one local hub, all in its state folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.config = root / "jupyterhub_config.py"
+        self.db = root / "jupyterhub.sqlite"
+        self.cookie_secret = root / "cookie_secret"
+        self.proxy_token = root / "proxy_token"
+        self.service_token = root / "service_token"
+        self.password = root / "password"
+        self.hub_pid = root / "jupyterhub.pid"
+        self.proxy_pid = root / "proxy.pid"
+        self.hub_log = root / "jupyterhub.log"
+        self.proxy_log = root / "proxy.log"
+        self.launch = root / "launch.json"
+
+
+def default_catalog() -> Catalog:
+    import yaml
+
+    return parse_catalog(yaml.safe_load(read_template("local-catalog.yaml.j2")))
+
+
+def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_ip: str) -> str:
+    """jupyterhub_config.py for the local hub (pure). Values are Python literals."""
+    lit = python_literal
+    anonymous = options.mode == "anonymous"
+    culler = [f"--timeout={options.cull_timeout}", "--cull-every=60"] + (["--cull-users=true"] if anonymous else [])
+    redirect = None if anonymous else options.service_url.rstrip("/") + "/oauth_callback"
+    known = options.auth in AUTHENTICATORS
+    return render_config(
+        "jupyterhub_config.py.j2",
+        mode=options.mode, spawner=options.spawner,
+        bind_url=lit(f"http://{options.ip}:{options.port}/"),
+        hub_bind_url=lit(f"http://{hub_ip}:{options.hub_port}"),
+        hub_connect_url=lit(options.hub_connect_url) if options.hub_connect_url else None,
+        proxy_api_url=lit(f"http://127.0.0.1:{options.proxy_api_port}"),
+        proxy_token_file=lit(str(paths.proxy_token)),
+        db_url=lit(f"sqlite:///{paths.db}"),
+        cookie_secret_file=lit(str(paths.cookie_secret)),
+        authenticator=options.auth if known else "custom",
+        authenticator_literal=lit(options.auth),
+        password_file=lit(str(paths.password)),
+        admin_users=lit(list(options.admin_users)) if options.admin_users else None,
+        container_prefix=lit(options.container_prefix), hub_label=lit(options.hub_label),
+        token_in_url=lit(anonymous),
+        launch_image_prefix=lit(options.launch_image_prefix),
+        catalog_literal=python_literal(catalog_data(catalog)),
+        service_name=lit("dsbuild"), service_token_file=lit(str(paths.service_token)),
+        oauth_redirect_uri=lit(redirect) if redirect else None,
+        oauth_client_id=lit("service-dsbuild"),
+        access_scope=lit("access:services!service=dsbuild"),
+        culler_args=lit(culler),
+    )
+
+
+def launch_settings(options: HubOptions, paths: Paths) -> dict:
+    """What `dsbuild serve` reads from launch.json."""
+    anonymous = options.mode == "anonymous"
+    return {
+        "hub_url": options.hub_url,
+        "hub_api_url": options.hub_url + "hub/api/",
+        "token_file": str(paths.service_token.resolve()),
+        "mode": options.mode,
+        "service_url": options.service_url,
+        "oauth_redirect_url": None if anonymous else options.service_url.rstrip("/") + "/oauth_callback",
+        "registry": options.launch_image_prefix.rstrip("/") or None,
+        "hub_label": options.hub_label if options.spawner == "docker" else None,
+    }
+
+
+def check_options(options: HubOptions) -> None:
+    """Refuse settings that cannot work together; the messages name the options."""
+    if options.spawner == "kubernetes" and not (options.hub_connect_url and options.launch_image_prefix):
+        raise HubError("--spawner kubernetes needs --hub-connect-url (how pods reach the hub) and --registry")
+    if options.mode == "anonymous" and options.auth != "null":
+        raise HubError("anonymous mode has no logins; leave --authenticator out")
+    for port in (options.port, options.proxy_api_port, options.hub_port):
+        if not 0 < port < 65536:
+            raise HubError(f"port {port} is not between 1 and 65535")
