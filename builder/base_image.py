@@ -16,10 +16,12 @@ from typing import Callable, Iterable
 from .engine import DockerEngine
 from .errors import ConfigError, EngineUnavailable
 from .plan import BaseFacts, PythonInstall
+from .pythons import DEFAULT_SUITE, SUITE_PYTHONS
 
 PYTHONS_LABEL = "io.dsbuild.base.pythons"  # "3.11=/usr/bin/python3.11 3.12=..."
 DEFAULT_PYTHON_LABEL = "io.dsbuild.base.default-python"
-DEFAULT_SUITE = "bookworm"
+# Debian releases whose names, in the host's own apt sources, mark a Debian mirror.
+KNOWN_SUITES = ("bullseye", "bookworm", "trixie", "forky", "sid")
 BASE_PACKAGES = ("python3", "ca-certificates", "tzdata")
 # Like Debian's slim images: no docs, man pages or translations in the base.
 DPKG_EXCLUDES = """path-exclude /usr/share/doc/*
@@ -105,20 +107,33 @@ def parse_apt_sources(texts: Iterable[str]) -> list[AptSource]:
     return found
 
 
-def mirror_for(sources: list[AptSource], suite: str) -> str:
+def for_suite(sources: list[AptSource], suite: str) -> list[AptSource]:
+    """The host's apt sources for `suite`: its own entries if it lists that release,
+    otherwise its Debian entries for the release it runs, with the release's name
+    replaced (the same mirror serves bullseye, bookworm and trixie)."""
+    own = [s for s in sources if any(x == suite or x.startswith(f"{suite}-") for x in s.suites)]
+    if own:
+        return [AptSource(s.uri, tuple(x for x in s.suites if x == suite or x.startswith(f"{suite}-")), s.components) for s in own]
+    found = []
     for source in sources:
+        suites = tuple(
+            suite + x[len(host):] for x in source.suites for host in KNOWN_SUITES if x == host or x.startswith(f"{host}-")
+        )
+        if suites:
+            found.append(AptSource(source.uri, suites, source.components))
+    return found
+
+
+def mirror_for(sources: list[AptSource], suite: str) -> str:
+    for source in for_suite(sources, suite):
         if suite in source.suites and source.uri.startswith(("http://", "https://")):
             return source.uri
-    raise ConfigError(f"no apt source for Debian {suite} on this machine (looked in /etc/apt/sources.list*)")
+    raise ConfigError(f"no Debian apt source on this machine to build a {suite} base from (looked in /etc/apt/sources.list*)")
 
 
 def sources_list(sources: list[AptSource], suite: str) -> str:
     """The base image's sources.list: the host's entries for that suite and its updates."""
-    lines = []
-    for source in sources:
-        for s in source.suites:
-            if s == suite or s.startswith(f"{suite}-"):
-                lines.append(f"deb {source.uri} {s} {' '.join(source.components)}")
+    lines = [f"deb {s.uri} {x} {' '.join(s.components)}" for s in for_suite(sources, suite) for x in s.suites]
     return "\n".join(dict.fromkeys(lines)) + "\n"
 
 
@@ -129,6 +144,8 @@ def read_host_apt_sources() -> list[AptSource]:
 
 def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUITE, say: Callable[[str], None] = print) -> str:
     """debootstrap a minimal Debian with Python 3, trim it, and import it as `ref`."""
+    if suite not in SUITE_PYTHONS:
+        raise ConfigError(f"no base image for Debian {suite!r}; dsbuild builds {', '.join(SUITE_PYTHONS)}")
     if shutil.which("debootstrap") is None:
         raise EngineUnavailable("debootstrap is not installed (apt-get install debootstrap)")
     sources = read_host_apt_sources()

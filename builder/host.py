@@ -9,7 +9,7 @@ from __future__ import annotations
 import configparser
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ class HostSettings:
     ca_bundle: Path | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
+    python_install_mirror: str | None = None  # uv's UV_PYTHON_INSTALL_MIRROR, for --python-downloads
 
 
 def _urls(value: str | None) -> tuple[str, ...]:
@@ -75,10 +76,12 @@ def host_settings(
     bundle = ca_cert
     if bundle is None:
         bundle = next((Path(env[k]) for k in _CA_ENV if env.get(k)), system_bundle)
+    mirror = env.get("UV_PYTHON_INSTALL_MIRROR")
     return HostSettings(
         ca_bundle=bundle,
         index_url=_check_url(index) if index else None,
         extra_index_urls=tuple(_check_url(u) for u in extra),
+        python_install_mirror=_check_url(mirror) if mirror else None,
     )
 
 
@@ -97,7 +100,7 @@ def read_host_settings(ca_cert: Path | None = None, index_url: str | None = None
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         if ca_cert is not None:
             raise ConfigError(f"--ca-cert {ca_cert}: no such file")
-        settings = HostSettings(None, settings.index_url, settings.extra_index_urls)
+        settings = replace(settings, ca_bundle=None)
     return settings
 
 
@@ -121,4 +124,6 @@ def build_env(settings: HostSettings) -> str:
     if settings.extra_index_urls:
         q = shlex.quote(" ".join(settings.extra_index_urls))
         lines.append(f"export UV_EXTRA_INDEX_URL={q} PIP_EXTRA_INDEX_URL={q}")
+    if settings.python_install_mirror:
+        lines.append(f"export UV_PYTHON_INSTALL_MIRROR={shlex.quote(settings.python_install_mirror)}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupP
 from .pieces.scripts import PostBuildPiece, StartPiece
 from .pieces.system import AptPiece
 from .pieces.unsupported import UNSUPPORTED
+from .pythons import DEFAULT_SUITE, PythonChoice, PythonInstall, PythonRequest, base_ref, choose_python, suite_for
 
 # The repository's own Dockerfile wins outright (as on mybinder.org); then files whose
 # sources are out of reach stop the build; then the Python stack, in layer order.
@@ -43,14 +44,8 @@ OVERRIDES_FILE = "dsbuild-overrides.txt"
 # is installed, so leaving it out costs only the "iri" format check and saves about 1 s
 # of every JupyterLab start (measured by benchmarks/, docs/benchmarks.md).
 OVERRIDES = ("rfc3987-syntax ; sys_platform == 'never'",)
-DEFAULT_BASE_IMAGE = "dsbuild-base:bookworm"
+DEFAULT_BASE_IMAGE = base_ref(DEFAULT_SUITE)  # "auto": the Debian release is picked by the Python asked for
 _AS_OF = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?$")
-
-
-@dataclass(frozen=True)
-class PythonInstall:
-    version: str  # "3.11"
-    path: str  # "/usr/bin/python3.11"
 
 
 @dataclass(frozen=True)
@@ -61,18 +56,8 @@ class BaseFacts:
     pythons: tuple[PythonInstall, ...] = ()
     default_python: str | None = None  # the version `python3` runs
 
-    def python(self, version: str | None) -> PythonInstall:
-        wanted = version or self.default_python
-        for install in self.pythons:
-            if install.version == wanted:
-                return install
-        have = ", ".join(p.version for p in self.pythons) or "none"
-        if version is None:
-            raise ConfigError(f"the base image {self.image} has no python3 (found: {have}); pick another --base-image")
-        raise ConfigError(
-            f"Python {version} was asked for, but the base image {self.image} has Python {have}; "
-            f"change runtime.txt or use --base-image with an image that has python{version}"
-        )
+    def python(self, request: PythonRequest | None, exact: bool = False, downloads: bool = False) -> PythonChoice:
+        return choose_python(self.image, self.pythons, self.default_python, request, exact, downloads)
 
 
 @dataclass(frozen=True)
@@ -81,6 +66,8 @@ class BuildOptions:
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
     locked: bool = False  # install from the repository's requirements.lock only
     as_of: str | None = None  # resolve as of this date (RFC 3339); Jupyter packages then float too
+    exact_python: bool = False  # refuse rather than build with the nearest newer Python
+    python_downloads: bool = False  # a Python no Debian base has is installed by uv (needs the download)
 
     def __post_init__(self) -> None:
         if self.as_of is not None and self.as_of != "commit" and not _AS_OF.match(self.as_of):
@@ -100,6 +87,7 @@ class BuildPlan:
     base_image: str
     pieces: tuple[str, ...]
     python: PythonInstall | None = None
+    python_requested: PythonRequest | None = None
     apt_packages: tuple[str, ...] = ()
     env_files: tuple[EnvFile, ...] = ()
     repo_installs: tuple[RepoInstall, ...] = ()
@@ -123,11 +111,29 @@ class BuildPlan:
             "dockerfile": self.dockerfile,
             "exclude_newer": self.exclude_newer,
         }
+        if self.python and self.python.managed:
+            data["python-managed"] = self.python.path
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def detected(facts: RepoFacts) -> tuple[Piece, ...]:
     return tuple(piece for piece in PIECES if piece.detect(facts))
+
+
+def python_request(facts: RepoFacts) -> PythonRequest | None:
+    """The Python the repository asks for (runtime.txt, then Pipfile, then environment.yml)."""
+    pieces = detected(facts)
+    if pieces and isinstance(pieces[0], DockerfilePiece):
+        return None
+    return next((r for r in (piece.contribute(facts).python for piece in pieces) if r), None)
+
+
+def base_image_for(options: BuildOptions, request: PythonRequest | None) -> str:
+    """The default base is "auto": the Debian release whose Python answers the request.
+    Any other --base-image is used as it is."""
+    if options.base_image != DEFAULT_BASE_IMAGE:
+        return options.base_image
+    return base_ref(suite_for(request, options.python_downloads))
 
 
 def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions()) -> BuildPlan:
@@ -142,6 +148,8 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     parts = [piece.contribute(facts) for piece in pieces]
     merged = _merge(parts)
     notes = () if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
+    python = base.python(merged.python, options.exact_python, options.python_downloads)
+    notes += (python.warning,) if python.warning else ()
     if options.locked:
         env_files = (_locked_env(facts, merged.env_files),)
     else:
@@ -151,7 +159,8 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     return BuildPlan(
         base_image=options.base_image,
         pieces=tuple(p.name for p in pieces),
-        python=base.python(merged.python_version),
+        python=python.install,
+        python_requested=python.requested,
         apt_packages=merged.apt_packages,
         env_files=env_files,
         repo_installs=merged.repo_installs,
@@ -188,5 +197,5 @@ def _merge(parts: list[Contribution]) -> Contribution:
         repo_installs=tuple(r for part in parts for r in part.repo_installs),
         post_build=tuple(s for part in parts for s in part.post_build),
         start=next((part.start for part in parts if part.start), None),
-        python_version=next((part.python_version for part in parts if part.python_version), None),
+        python=next((part.python for part in parts if part.python), None),
     )

@@ -24,7 +24,8 @@ from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_
 from .host import HostSettings
 from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
-from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
+from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
+from .pythons import SUITE_PYTHONS, base_ref
 from .progress import BuildEvent, BuildFinished
 from .render import dsbuild_version, render_dockerfile, templates_digest
 from .source import GitSource, Source, image_name, validate_image_ref
@@ -80,7 +81,7 @@ def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str
     data = [
         dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
         host.index_url, list(host.extra_index_urls),
-        options.locked, options.as_of,
+        options.locked, options.as_of, options.python_downloads,
     ]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
@@ -99,15 +100,37 @@ def labels_for(resolved: Resolved, plan_: BuildPlan, base_id: str, opts_hash: st
         LABEL_PREFIX + "environment-hash": plan_.environment_hash,
         LABEL_PREFIX + "pieces": ",".join(plan_.pieces),
         OPTIONS_LABEL: opts_hash,
+        **python_labels(plan_),
     }
 
 
+def python_labels(plan_: BuildPlan) -> dict[str, str]:
+    """The Python used, and the one asked for (with the file that asked)."""
+    labels = {}
+    if plan_.python:
+        labels[LABEL_PREFIX + "python"] = plan_.python.version + (" (uv-managed)" if plan_.python.managed else "")
+    if plan_.python_requested:
+        labels[LABEL_PREFIX + "python-requested"] = str(plan_.python_requested)
+    return labels
+
+
 def ensure_base(engine: DockerEngine, ref: str) -> Iterator[Status]:
-    if ref == DEFAULT_BASE_IMAGE and engine.inspect_image(ref) is None:
-        yield Status("base", f"building the default base image {ref} from Debian packages (once)")
+    """dsbuild's own bases (dsbuild-base:<Debian release>) are built the first time they are needed."""
+    suite = next((s for s in SUITE_PYTHONS if base_ref(s) == ref), None)
+    if suite is not None and engine.inspect_image(ref) is None:
+        yield Status("base", f"building the base image {ref} from Debian packages (once)")
         messages: list[str] = []
-        build_default_base(engine, ref, say=messages.append)
+        build_default_base(engine, ref, suite, say=messages.append)
         yield from (Status("base", m) for m in messages)
+
+
+def base_unchanged(engine: DockerEngine, labels: dict[str, str]) -> bool:
+    """An image built on another base than the default one (picked for its Python) is
+    reused only while that base is the same image."""
+    used = labels.get(LABEL_PREFIX + "base-image")
+    if not used:
+        return True
+    return (engine.inspect_image(used) or {}).get("Id") == labels.get(LABEL_PREFIX + "base-image-id")
 
 
 @dataclass(frozen=True)
@@ -145,7 +168,7 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
     target = _Target(name, ref, resolved, base_id, layers, options_hash(request.options, base_id, request.host))
     existing = engine.image_labels(ref)
-    if existing is not None and existing.get(OPTIONS_LABEL) == target.options_hash and not request.force:
+    if existing is not None and existing.get(OPTIONS_LABEL) == target.options_hash and base_unchanged(engine, existing) and not request.force:
         yield Status("skipped", f"{ref} is already built (use --force to build again)")
         yield from _push(request, engine, ref)
         yield Built(ref, (engine.inspect_image(ref) or {}).get("Id", ""), resolved, skipped=True)
@@ -163,7 +186,15 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
         repo = tmp
     else:
         repo = request.source.path
-    the_plan = plan(scan(repo), base_facts(engine, request.options.base_image), request.options)
+    facts = scan(repo)
+    options = replace(request.options, base_image=base_image_for(request.options, python_request(facts)))
+    if options.base_image != request.options.base_image:
+        yield from ensure_base(engine, options.base_image)
+        base_info = engine.inspect_image(options.base_image) or {}
+        layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
+        target = replace(target, base_id=base_info.get("Id", ""), base_layers=layers)
+        yield Status("planning", f"base image {options.base_image}, picked for the Python the repository asks for")
+    the_plan = plan(facts, base_facts(engine, options.base_image), options)
     for note in the_plan.notes:
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")

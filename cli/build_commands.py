@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -16,7 +17,8 @@ from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.fetch import GitFetcher
 from dsbuild.builder.host import read_host_settings
-from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, plan
+from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, base_image_for, plan, python_request
+from dsbuild.builder.pythons import DEFAULT_SUITE, SUITE_PYTHONS, base_ref
 from dsbuild.builder.render import render_dockerfile
 from dsbuild.builder.run import RunOptions, Volume, start_server
 from dsbuild.builder.registry import Registry
@@ -26,8 +28,6 @@ from dsbuild.builder.source import GitSource, parse_source
 from .main import main
 from .output import Progress, err_console, user_errors
 
-# What the default base offers, for `inspect` when no engine answers.
-ASSUMED_DEFAULT_BASE = BaseFacts(DEFAULT_BASE_IMAGE, (PythonInstall("3.11", "/usr/bin/python3.11"),), "3.11")
 
 
 def source_options(command):
@@ -40,7 +40,8 @@ def source_options(command):
                 "--base-image",
                 default=DEFAULT_BASE_IMAGE,
                 show_default=True,
-                help="Any Debian-family image with python3. The default is built locally by `dsbuild base`.",
+                help="Any Debian-family image with python3. The default is built locally by `dsbuild base`, "
+                "from the Debian release whose Python the repository asks for.",
             ),
         ]
     ):
@@ -66,6 +67,18 @@ def build_options(command):
                 metavar="DATE|commit",
                 help="Resolve unpinned requirements as they were on DATE (2023-06-30), or on the commit's date.",
             ),
+            click.option(
+                "--exact-python",
+                is_flag=True,
+                help="Stop if the exact Python asked for (runtime.txt, Pipfile, environment.yml) cannot be had, "
+                "instead of building with the nearest newer one.",
+            ),
+            click.option(
+                "--python-downloads",
+                is_flag=True,
+                help="Install a Python no Debian base has with uv (`uv python install`). Needs uv's Python "
+                "download or UV_PYTHON_INSTALL_MIRROR; not reachable from every machine.",
+            ),
             click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
             click.option("--push", is_flag=True, help="Push the image to --registry after building."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
@@ -75,12 +88,17 @@ def build_options(command):
     return command
 
 
-def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push) -> BuildRequest:
+def _request(
+    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+    registry, push,
+) -> BuildRequest:
     if push and not registry:
         raise UsageError("--push needs --registry HOST:PORT")
     return BuildRequest(
         source=parse_source(repo, ref),
-        options=BuildOptions(base_image=base_image, locked=locked, as_of=as_of),
+        options=BuildOptions(
+            base_image=base_image, locked=locked, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads
+        ),
         host=read_host_settings(ca_cert, index_url),
         name=image_name,
         force=force,
@@ -120,12 +138,15 @@ def inspect(repo, ref, base_image):
         else:
             folder = source.path
         facts = scan(folder)
-        base = _inspect_base(base_image)
-        the_plan = plan(facts, base, BuildOptions(base_image=base_image))
+        options = BuildOptions(base_image=base_image)
+        options = replace(options, base_image=base_image_for(options, python_request(facts)))
+        the_plan = plan(facts, _inspect_base(options.base_image), options)
         err_console.print(Text(f"source:   {source.display}"))
         err_console.print(Text(f"commit:   {resolved.commit or resolved.content_id}"))
         err_console.print(Text(f"config:   {facts.config_dir or '(repository root)'}/ " + " ".join(sorted(facts.files))))
         err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
+        if the_plan.python:
+            err_console.print(Text(f"python:   {the_plan.python.version} from {the_plan.base_image}"))
         for note in the_plan.notes:
             err_console.print(Text(f"note:     {note}"))
         if the_plan.dockerfile:
@@ -140,24 +161,32 @@ def _inspect_base(base_image: str) -> BaseFacts:
         engine.ping()
         return base_facts(engine, base_image)
     except (EngineUnavailable, ConfigError):
-        if base_image != DEFAULT_BASE_IMAGE:
+        suite = next((s for s in SUITE_PYTHONS if base_ref(s) == base_image), None)
+        if suite is None:
             raise
-        err_console.print(Text("note:     base image not available; assuming the default base (Python 3.11)"))
-        return ASSUMED_DEFAULT_BASE
+        version = SUITE_PYTHONS[suite]
+        err_console.print(Text(f"note:     {base_image} is not built yet; assuming its Python {version}"))
+        return BaseFacts(base_image, (PythonInstall(version, f"/usr/bin/python{version}"),), version)
 
 
 @main.command("build")
 @source_options
 @build_options
 @user_errors
-def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet):
+def build_command(
+    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+    registry, push, quiet,
+):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
     Skipped when that tag already exists (built with the same options), or when
     --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    request = _request(
+        repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+        registry, push,
+    )
     result = _build(request, quiet)
     click.echo(result.image)
 
@@ -174,8 +203,8 @@ def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, i
 @click.option("--timeout", default=90, show_default=True, help="Seconds to wait for JupyterLab to answer.")
 @user_errors
 def run_command(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet,
-    port, volumes, cpus, memory, gpus, detach, timeout,
+    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+    registry, push, quiet, port, volumes, cpus, memory, gpus, detach, timeout,
 ):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
@@ -184,7 +213,10 @@ def run_command(
     `docker rm -f CONTAINER`.
     """
     options = RunOptions(port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus)
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    request = _request(
+        repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+        registry, push,
+    )
     result = _build(request, quiet)
     engine = DockerEngine()
     if result.skipped and engine.inspect_image(result.image) is None:
@@ -209,20 +241,32 @@ def run_command(
 
 
 @main.command("base")
-@click.option("--tag", default=DEFAULT_BASE_IMAGE, show_default=True, help="Name of the image to create.")
+@click.option(
+    "--suite",
+    type=click.Choice(list(SUITE_PYTHONS)),
+    default=DEFAULT_SUITE,
+    show_default=True,
+    help="Debian release: " + ", ".join(f"{s} has Python {v}" for s, v in SUITE_PYTHONS.items()) + ".",
+)
+@click.option("--tag", help="Name of the image to create. Default: dsbuild-base:SUITE.")
 @click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
 @user_errors
-def base_command(tag, force):
-    """Build the default base image from Debian packages (debootstrap, then docker import).
+def base_command(suite, tag, force):
+    """Build a base image from Debian packages (debootstrap, then docker import).
 
     No image registry can be reached from these machines, so the base is made locally
     from the host's Debian mirror: a minimal Debian with Python 3. Needs root and
     debootstrap. Builds reuse it; `--base-image` picks another.
+
+    With the default --base-image, a build picks the release whose Python the
+    repository asks for (runtime.txt python-3.9 -> bullseye) and builds that base
+    the first time it is needed; `dsbuild base --suite bullseye` builds it ahead.
     """
+    tag = tag or base_ref(suite)
     engine = DockerEngine()
     engine.ping()
     if engine.inspect_image(tag) is not None and not force:
         err_console.print(Text(f"{tag} exists (use --force to rebuild)"))
     else:
-        build_default_base(engine, tag, say=lambda m: err_console.print(Text.assemble(("[base] ", "bold cyan"), m)))
+        build_default_base(engine, tag, suite, say=lambda m: err_console.print(Text.assemble(("[base] ", "bold cyan"), m)))
     click.echo(tag)
