@@ -7,6 +7,7 @@ is the I/O that gathers them."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shlex
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ def _urls(value: str | None) -> tuple[str, ...]:
 
 
 def _check_url(url: str) -> str:
-    if urlsplit(url).scheme not in ("http", "https"):
+    if urlsplit(url).scheme not in ("http", "https") or any(c.isspace() or ord(c) < 32 or c in "\"'\\" for c in url):
         raise ConfigError(f"package index must be an http(s) URL, got {url!r}")
     return url
 
@@ -127,3 +128,30 @@ def build_env(settings: HostSettings) -> str:
     if settings.python_install_mirror:
         lines.append(f"export UV_PYTHON_INSTALL_MIRROR={shlex.quote(settings.python_install_mirror)}")
     return "\n".join(lines) + "\n"
+
+
+CA_IN_IMAGE = "/srv/dsbuild/ca-certificates.crt"
+
+
+def without_credentials(url: str) -> str:
+    """The URL with any user:password@ removed: an image never holds credentials."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def notebook_config(settings: HostSettings) -> dict[str, str]:
+    """pip.conf and uv.toml for the image, so that `pip install` and `uv pip install` in a
+    running notebook use the build's index and CA bundle. URLs lose their credentials."""
+    index = without_credentials(settings.index_url) if settings.index_url else None
+    extra = [without_credentials(u) for u in settings.extra_index_urls]
+    pip = ["[global]", f"cert = {CA_IN_IMAGE}", "disable-pip-version-check = true"]
+    uv = []
+    if index:
+        pip.append(f"index-url = {index}")
+        uv.append(f"index-url = {json.dumps(index)}")
+    if extra:
+        pip.append(f"extra-index-url = {' '.join(extra)}")
+        uv.append(f"extra-index-url = {json.dumps(extra)}")
+    return {"pip.conf": "\n".join(pip) + "\n", "uv.toml": "\n".join(uv) + "\n"}

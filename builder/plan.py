@@ -16,7 +16,7 @@ from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
 from .pieces.dockerfile import DockerfilePiece
 from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupPiece
 from .pieces.scripts import PostBuildPiece, StartPiece
-from .pieces.system import AptPiece
+from .pieces.system import AptPiece, NodePiece
 from .pieces.unsupported import UNSUPPORTED
 from .pythons import DEFAULT_SUITE, PythonChoice, PythonInstall, PythonRequest, base_ref, choose_python, suite_for
 
@@ -27,6 +27,7 @@ PIECES: tuple[Piece, ...] = (
     *UNSUPPORTED,
     RuntimePiece(),
     AptPiece(),
+    NodePiece(),
     PipfilePiece(),
     RequirementsPiece(),
     SetupPiece(),
@@ -37,6 +38,8 @@ PIECES: tuple[Piece, ...] = (
 # Installed into every image, so it runs alone (JupyterLab) and under JupyterHub
 # (jupyterhub-singleuser). Pinned: the layer that installs them is shared by every repo.
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "jupyterhub==5.5.4")
+# pip, so that a running notebook can `pip install x` (uv is copied in from the build's own).
+NOTEBOOK_TOOLS = ("pip",)
 NOTEBOOK_FILE = "dsbuild-notebook.in"  # the Jupyter packages (and pip), resolved with the user's
 OVERRIDES_FILE = "dsbuild-overrides.txt"
 # Packages kept out of every environment (a uv override with a marker that is never true).
@@ -78,8 +81,8 @@ class BuildOptions:
     def notebook_packages(self) -> tuple[str, ...]:
         """Pinned normally; as of a date, only the names, so they resolve as of then too."""
         if self.as_of:
-            return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + ("pip",)
-        return self.jupyter_packages + ("pip",)
+            return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + NOTEBOOK_TOOLS
+        return self.jupyter_packages + NOTEBOOK_TOOLS
 
 
 @dataclass(frozen=True)

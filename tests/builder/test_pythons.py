@@ -68,7 +68,7 @@ def test_downloads_give_a_uv_managed_python_and_a_python_phase():
     p = plan(RepoFacts("", {"runtime.txt": "python-3.10.4"}), BOOKWORM, options)
     assert p.python == PythonInstall("3.10", "3.10.4", managed=True) and not p.notes
     dockerfile = render_dockerfile(p)
-    assert "uv python install 3.10.4" in dockerfile.text and "uv venv --python 3.10.4" in dockerfile.text
+    assert "uv python install 3.10.4" in dockerfile.text and "uv venv --system-site-packages --python 3.10.4" in dockerfile.text
     assert "python" in dockerfile.phases and dockerfile.phases.index("python") < dockerfile.phases.index("jupyter")
     plain = plan(RepoFacts("", {"runtime.txt": "python-3.10"}), BOOKWORM)
     assert p.environment_hash != plan(RepoFacts("", {"runtime.txt": "python-3.10"}), BOOKWORM, options).environment_hash
