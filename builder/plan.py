@@ -13,6 +13,7 @@ from .errors import ConfigError
 from .facts import RepoFacts
 from .lock import LOCK_FILE, check_lock
 from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
+from .pieces.conda import EnvironmentYmlPiece
 from .pieces.dockerfile import DockerfilePiece
 from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupPiece
 from .pieces.scripts import PostBuildPiece, StartPiece
@@ -29,6 +30,7 @@ PIECES: tuple[Piece, ...] = (
     AptPiece(),
     NodePiece(),
     PipfilePiece(),
+    EnvironmentYmlPiece(),
     RequirementsPiece(),
     SetupPiece(),
     PostBuildPiece(),
@@ -145,12 +147,12 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     pieces = detected(facts)
     if pieces and isinstance(pieces[0], DockerfilePiece):
         own = pieces[0].contribute(facts)
-        ignored = tuple(p.name for p in pieces[1:])
+        ignored = tuple(sorted(name for name in facts.files if name != "Dockerfile"))
         notes = (f"the repository's Dockerfile is built as it is; ignored: {', '.join(ignored)}",) if ignored else ()
         return BuildPlan(base_image=options.base_image, pieces=(pieces[0].name,), dockerfile=own.dockerfile, notes=notes)
     parts = [piece.contribute(facts) for piece in pieces]
     merged = _merge(parts)
-    notes = () if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
+    notes = merged.notes if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
     python = base.python(merged.python, options.exact_python, options.python_downloads)
     notes += (python.warning,) if python.warning else ()
     if options.locked:
@@ -201,4 +203,5 @@ def _merge(parts: list[Contribution]) -> Contribution:
         post_build=tuple(s for part in parts for s in part.post_build),
         start=next((part.start for part in parts if part.start), None),
         python=next((part.python for part in parts if part.python), None),
+        notes=tuple(n for part in parts for n in part.notes),
     )

@@ -25,6 +25,7 @@ from .host import HostSettings
 from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
 from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
+from .pieces.conda import RENDERING_LABEL
 from .pythons import SUITE_PYTHONS, base_ref
 from .progress import BuildEvent, BuildFinished
 from .render import dsbuild_version, render_dockerfile, templates_digest
@@ -105,8 +106,11 @@ def labels_for(resolved: Resolved, plan_: BuildPlan, base_id: str, opts_hash: st
 
 
 def python_labels(plan_: BuildPlan) -> dict[str, str]:
-    """The Python used, and the one asked for (with the file that asked)."""
+    """The Python used, and the one asked for (with the file that asked); and whether
+    the environment is a PyPI rendering of an environment.yml."""
     labels = {}
+    if "environment.yml" in plan_.pieces:
+        labels[LABEL_PREFIX + "environment"] = RENDERING_LABEL
     if plan_.python:
         labels[LABEL_PREFIX + "python"] = plan_.python.version + (" (uv-managed)" if plan_.python.managed else "")
     if plan_.python_requested:

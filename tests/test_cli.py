@@ -67,10 +67,13 @@ def test_missing_engine_is_one_line_exit_4(cli):
 
 
 def test_unreachable_configuration_is_named(cli, tmp_path):
-    (tmp_path / "environment.yml").write_text("dependencies: [numpy]\n")
+    (tmp_path / "environment.yml").write_text("channels: [conda-forge]\ndependencies: [numpy, r-base, gdal=3.6]\n")
     result = cli.invoke(main, ["inspect", str(tmp_path)], env=NO_ENGINE)
     assert result.exit_code == 3
-    assert "environment.yml needs conda channels" in error_lines(result)[0]
+    assert error_lines(result) == [
+        "Error: environment.yml: no PyPI or Debian equivalent for r-base, gdal; environment.yml is rendered with "
+        "PyPI packages here (conda channels cannot be reached)"
+    ]
 
 
 def test_bad_run_options_are_refused_before_building(cli):

@@ -45,6 +45,7 @@ class Contribution:
     start: str | None = None
     python: PythonRequest | None = None  # the Python the file asks for
     dockerfile: str | None = None
+    notes: tuple[str, ...] = ()  # lines for the build log
 
 
 class Piece:

@@ -49,7 +49,9 @@ class RequirementsPiece(Piece):
     name = "requirements.txt"
 
     def detect(self, facts: RepoFacts) -> bool:
-        return facts.has("requirements.txt") and not (facts.has("Pipfile") or facts.has("Pipfile.lock"))
+        return facts.has("requirements.txt") and not any(
+            facts.has(f) for f in ("Pipfile", "Pipfile.lock", "environment.yml", "environment.yaml")
+        )
 
     def contribute(self, facts: RepoFacts) -> Contribution:
         text = facts.text("requirements.txt")

@@ -135,7 +135,7 @@ def test_pipfile_refuses_paths_outside_and_shell_characters():
 
 @pytest.mark.parametrize(
     "name,needs",
-    [("environment.yml", "conda channels"), ("install.R", "CRAN"), ("Project.toml", "Julia"), ("default.nix", "Nix")],
+    [("install.R", "CRAN"), ("Project.toml", "Julia"), ("default.nix", "Nix")],
 )
 def test_unreachable_sources_name_the_file_and_why(name, needs):
     facts = RepoFacts("binder", {name: "x", "requirements.txt": "numpy"})

@@ -64,8 +64,8 @@ def test_own_dockerfile_wins_and_other_files_are_noted():
 
 
 def test_unreachable_file_stops_the_plan():
-    with pytest.raises(UnsupportedConfig, match="environment.yml needs conda"):
-        plan(RepoFacts("", {"environment.yml": "x", "requirements.txt": "y"}), BASE)
+    with pytest.raises(UnsupportedConfig, match="install.R needs CRAN"):
+        plan(RepoFacts("", {"install.R": "x", "requirements.txt": "y"}), BASE)
 
 
 def test_empty_repository_still_gets_jupyterlab():
