@@ -40,6 +40,8 @@ PIECES: tuple[Piece, ...] = (
 # Installed into every image, so it runs alone (JupyterLab) and under JupyterHub
 # (jupyterhub-singleuser). Pinned: the layer that installs them is shared by every repo.
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "jupyterhub==5.5.4")
+# The newest releases that still run on older Pythons (JupyterLab 4.6 needs Python 3.10).
+JUPYTER_FOR_PYTHON = {"3.9": ("jupyterlab==4.5.11", "jupyterhub==5.5.4")}
 # pip, so that a running notebook can `pip install x` (uv is copied in from the build's own).
 NOTEBOOK_TOOLS = ("pip",)
 NOTEBOOK_FILE = "dsbuild-notebook.in"  # the Jupyter packages (and pip), resolved with the user's
@@ -65,6 +67,28 @@ class BaseFacts:
         return choose_python(self.image, self.pythons, self.default_python, request, exact, downloads)
 
 
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class NotebookUser:
+    """The user the image runs as, and whose home holds the repository. --user-id and
+    --user-name set them, so that host folders mounted into the container keep their owner."""
+
+    uid: int = 1000
+    name: str = "jovyan"
+
+    def __post_init__(self) -> None:
+        if not 1000 <= self.uid <= 60000:
+            raise ConfigError(f"--user-id must be between 1000 and 60000 (not a system user), got {self.uid}")
+        if not _USER_NAME.match(self.name) or self.name == "root":
+            raise ConfigError(f"--user-name must be a lower-case login name, got {self.name!r}")
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.name}"
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     base_image: str = DEFAULT_BASE_IMAGE
@@ -73,6 +97,7 @@ class BuildOptions:
     as_of: str | None = None  # resolve as of this date (RFC 3339); Jupyter packages then float too
     exact_python: bool = False  # refuse rather than build with the nearest newer Python
     python_downloads: bool = False  # a Python no Debian base has is installed by uv (needs the download)
+    user: NotebookUser = NotebookUser()
 
     def __post_init__(self) -> None:
         if self.as_of is not None and self.as_of != "commit" and not _AS_OF.match(self.as_of):
@@ -80,11 +105,17 @@ class BuildOptions:
         if self.as_of and self.locked:
             raise ConfigError("--as-of and --locked exclude each other: a lock already fixes every version")
 
-    def notebook_packages(self) -> tuple[str, ...]:
+    def jupyter_for(self, python: str) -> tuple[str, ...]:
+        """The Jupyter packages for that Python: the default pins, or the newest that run on it."""
+        if self.jupyter_packages == JUPYTER_PACKAGES:
+            return JUPYTER_FOR_PYTHON.get(python, JUPYTER_PACKAGES)
+        return self.jupyter_packages
+
+    def notebook_packages(self, python: str = "") -> tuple[str, ...]:
         """Pinned normally; as of a date, only the names, so they resolve as of then too."""
         if self.as_of:
             return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + NOTEBOOK_TOOLS
-        return self.jupyter_packages + NOTEBOOK_TOOLS
+        return self.jupyter_for(python) + NOTEBOOK_TOOLS
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,7 @@ class BuildPlan:
     pieces: tuple[str, ...]
     python: PythonInstall | None = None
     python_requested: PythonRequest | None = None
+    user: NotebookUser = NotebookUser()
     apt_packages: tuple[str, ...] = ()
     env_files: tuple[EnvFile, ...] = ()
     repo_installs: tuple[RepoInstall, ...] = ()
@@ -118,6 +150,8 @@ class BuildPlan:
         }
         if self.python and self.python.managed:
             data["python-managed"] = self.python.path
+        if self.user != NotebookUser():
+            data["user"] = [self.user.uid, self.user.name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -158,7 +192,7 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     if options.locked:
         env_files = (_locked_env(facts, merged.env_files),)
     else:
-        notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages()))
+        notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages(python.install.version)))
         overrides = EnvFile(OVERRIDES_FILE, "".join(f"{o}\n" for o in OVERRIDES), install=False)
         env_files = merged.env_files + (notebook, overrides)
     return BuildPlan(
@@ -166,12 +200,13 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
         pieces=tuple(p.name for p in pieces),
         python=python.install,
         python_requested=python.requested,
+        user=options.user,
         apt_packages=merged.apt_packages,
         env_files=env_files,
         repo_installs=merged.repo_installs,
         post_build=merged.post_build,
         start=merged.start,
-        jupyter_packages=options.jupyter_packages,
+        jupyter_packages=options.jupyter_for(python.install.version),
         locked=options.locked,
         exclude_newer=options.as_of,
         notes=notes,

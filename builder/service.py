@@ -18,7 +18,7 @@ from typing import Iterator
 from .base_image import base_facts, build_default_base
 from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
-from .errors import BuildFailed, ConfigError
+from .errors import BuildFailed, ConfigError, SourceError
 from .facts import scan
 from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
 from .host import HostSettings
@@ -29,7 +29,7 @@ from .pieces.conda import RENDERING_LABEL
 from .pythons import SUITE_PYTHONS, base_ref
 from .progress import BuildEvent, BuildFinished
 from .render import dsbuild_version, render_dockerfile, templates_digest
-from .source import GitSource, Source, image_name, validate_image_ref
+from .source import GitSource, Source, image_name, validate_image_ref, validate_subdir
 
 LABEL_PREFIX = "io.dsbuild."
 OPTIONS_LABEL = LABEL_PREFIX + "options-hash"
@@ -50,6 +50,7 @@ class BuildRequest:
     no_cache: bool = False
     registry: Registry | None = None  # names the image HOST:PORT/name:tag
     push: bool = False
+    subdir: str | None = None  # build this folder of the repository (validated by source.validate_subdir)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str
     data = [
         dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
         host.index_url, list(host.extra_index_urls),
-        options.locked, options.as_of, options.python_downloads,
+        options.locked, options.as_of, options.python_downloads, options.user.uid, options.user.name,
     ]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
@@ -159,7 +160,7 @@ def build(request: BuildRequest, engine: DockerEngine) -> Iterator[Event]:
     if request.options.as_of == "commit":
         request = replace(request, options=replace(request.options, as_of=commit_date(resolved)))
         yield Status("resolving", f"resolving packages as of {request.options.as_of}")
-    name = request.name or image_name(request.source)
+    name = request.name or image_name(request.source, request.subdir)
     ref = validate_image_ref(request.registry.image(name, resolved.tag) if request.registry else f"{name}:{resolved.tag}")
     registry = request.registry
     if registry and not request.force and manifest_exists(registry, name, resolved.tag, docker_auth(registry.host)):
@@ -190,6 +191,8 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
         repo = tmp
     else:
         repo = request.source.path
+    if request.subdir:
+        repo = subfolder(repo, request.subdir)
     facts = scan(repo)
     options = replace(request.options, base_image=base_image_for(request.options, python_request(facts)))
     if options.base_image != request.options.base_image:
@@ -203,6 +206,8 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
     labels = labels_for(resolved, the_plan, target.base_id, target.options_hash)
+    if request.subdir:
+        labels[LABEL_PREFIX + "subdir"] = validate_subdir(request.subdir)
     records = LockRecords(cache_dir() / "locks")
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
@@ -231,6 +236,14 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
     yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+
+
+def subfolder(repo: Path, subdir: str) -> Path:
+    """The --subdir folder of a fetched repository; it must be a folder inside it."""
+    folder = repo / validate_subdir(subdir)
+    if not folder.is_dir() or not folder.resolve().is_relative_to(repo.resolve()):
+        raise SourceError(f"--subdir {subdir}: no such folder in the repository")
+    return folder
 
 
 def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:

@@ -102,9 +102,19 @@ def is_sha(ref: str) -> bool:
     return bool(_SHA.match(ref))
 
 
-def image_name(source: Source) -> str:
-    """A valid Docker repository name for the source: `dsbuild-<repo name>`."""
-    slug = _NAME_PART.sub("-", source.name.lower()).strip("-") or "repo"
+def validate_subdir(subdir: str) -> str:
+    """--subdir: a relative path inside the repository ('/'-separated, no '..')."""
+    parts = [p for p in subdir.strip("/").split("/") if p not in ("", ".")]
+    if subdir.startswith("/") or not parts or any(p == ".." or p.startswith("-") for p in parts) or "\\" in subdir:
+        raise SourceError(f"--subdir wants a folder inside the repository, like docs/binder; got {subdir!r}")
+    if any(ch.isspace() or ord(ch) < 32 for ch in subdir):
+        raise SourceError(f"--subdir: unexpected characters in {subdir!r}")
+    return "/".join(parts)
+
+
+def image_name(source: Source, subdir: str | None = None) -> str:
+    """A valid Docker repository name for the source: `dsbuild-<repo name>[-<subdir>]`."""
+    slug = _NAME_PART.sub("-", (source.name + (f"-{subdir}" if subdir else "")).lower()).strip("-") or "repo"
     if len(slug) > 60:
         slug = slug[:50].rstrip("-") + "-" + hashlib.sha256(slug.encode()).hexdigest()[:8]
     return f"dsbuild-{slug}"

@@ -17,13 +17,17 @@ from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.fetch import GitFetcher
 from dsbuild.builder.host import read_host_settings
-from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, base_image_for, plan, python_request
+from dsbuild.builder.plan import (
+    DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, NotebookUser, PythonInstall, base_image_for, plan, python_request,
+)
+from dsbuild.builder.service import subfolder
 from dsbuild.builder.pythons import DEFAULT_SUITE, SUITE_PYTHONS, base_ref
 from dsbuild.builder.render import render_dockerfile
-from dsbuild.builder.run import RunOptions, Volume, start_server
+from dsbuild.builder.run import RunOptions, Volume, parse_env, start_server
+from dsbuild.builder.run import run_command as run_in_image
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import BuildRequest, Built, build, cache_dir, resolve
-from dsbuild.builder.source import GitSource, parse_source
+from dsbuild.builder.source import GitSource, parse_source, validate_subdir
 
 from .main import main
 from .output import Progress, err_console, user_errors
@@ -36,6 +40,7 @@ def source_options(command):
         [
             click.argument("repo"),
             click.option("--ref", help="Branch, tag or commit to build (git sources). Default: the remote's HEAD."),
+            click.option("--subdir", metavar="PATH", help="Build this folder of the repository, as if it were the repository."),
             click.option(
                 "--base-image",
                 default=DEFAULT_BASE_IMAGE,
@@ -79,6 +84,14 @@ def build_options(command):
                 help="Install a Python no Debian base has with uv (`uv python install`). Needs uv's Python "
                 "download or UV_PYTHON_INSTALL_MIRROR; not reachable from every machine.",
             ),
+            click.option(
+                "--user-id",
+                type=int,
+                default=1000,
+                show_default=True,
+                help="uid the image runs as (1000-60000); give yours so that mounted host folders keep their owner.",
+            ),
+            click.option("--user-name", default="jovyan", show_default=True, help="Its login name; the repository is in /home/NAME."),
             click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
             click.option("--push", is_flag=True, help="Push the image to --registry after building."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
@@ -89,15 +102,16 @@ def build_options(command):
 
 
 def _request(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-    registry, push,
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+    user_id, user_name, registry, push,
 ) -> BuildRequest:
     if push and not registry:
         raise UsageError("--push needs --registry HOST:PORT")
     return BuildRequest(
         source=parse_source(repo, ref),
         options=BuildOptions(
-            base_image=base_image, locked=locked, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads
+            base_image=base_image, locked=locked, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads,
+            user=NotebookUser(user_id, user_name),
         ),
         host=read_host_settings(ca_cert, index_url),
         name=image_name,
@@ -105,6 +119,7 @@ def _request(
         no_cache=no_cache,
         registry=Registry(registry) if registry else None,
         push=push,
+        subdir=validate_subdir(subdir) if subdir else None,
     )
 
 
@@ -121,7 +136,7 @@ def _build(request: BuildRequest, quiet: bool) -> Built:
 @main.command()
 @source_options
 @user_errors
-def inspect(repo, ref, base_image):
+def inspect(repo, ref, subdir, base_image):
     """Show what REPO would be built from, and the generated Dockerfile. Builds nothing.
 
     REPO is a local folder, a git URL (https://, file://, ssh) or gh:ORG/NAME.
@@ -137,6 +152,8 @@ def inspect(repo, ref, base_image):
             folder = Path(tmp)
         else:
             folder = source.path
+        if subdir:
+            folder = subfolder(folder, subdir)
         facts = scan(folder)
         options = BuildOptions(base_image=base_image)
         options = replace(options, base_image=base_image_for(options, python_request(facts)))
@@ -174,8 +191,8 @@ def _inspect_base(base_image: str) -> BaseFacts:
 @build_options
 @user_errors
 def build_command(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-    registry, push, quiet,
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+    python_downloads, user_id, user_name, registry, push, quiet,
 ):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
@@ -184,8 +201,8 @@ def build_command(
     Prints the image reference on stdout.
     """
     request = _request(
-        repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-        registry, push,
+        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+        python_downloads, user_id, user_name, registry, push,
     )
     result = _build(request, quiet)
     click.echo(result.image)
@@ -196,34 +213,52 @@ def build_command(
 @build_options
 @click.option("--port", type=int, help="Host port for JupyterLab (on 127.0.0.1). Default: a free one.")
 @click.option("--volume", "-v", "volumes", multiple=True, metavar="HOST:CONTAINER[:ro]", help="Mount a host folder. Repeatable.")
+@click.option("--env", "-e", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable in the container. Repeatable.")
 @click.option("--cpus", type=float, help="CPU limit for the container, e.g. 1.5.")
 @click.option("--memory", help="Memory limit, e.g. 4g.")
 @click.option("--gpus", help="GPUs to pass in: 'all', a count, or device=0,1 (needs the NVIDIA runtime).")
 @click.option("--detach", "-d", is_flag=True, help="Leave JupyterLab running and return once it answers.")
 @click.option("--timeout", default=90, show_default=True, help="Seconds to wait for JupyterLab to answer.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @user_errors
 def run_command(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-    registry, push, quiet, port, volumes, cpus, memory, gpus, detach, timeout,
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+    python_downloads, user_id, user_name, registry, push, quiet, port, volumes, env, cpus, memory, gpus, detach, timeout, command,
 ):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
     Without --detach, JupyterLab's log follows until Ctrl-C, which stops and removes
     the container. With --detach, the container keeps running; stop it with
     `docker rm -f CONTAINER`.
+
+    With a command after `--`, that command runs instead of JupyterLab, attached to
+    this terminal, and dsbuild exits with its exit code (the container is removed):
+
+        dsbuild run ./analysis -- python make_figures.py --all
     """
-    options = RunOptions(port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus)
+    options = RunOptions(
+        port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus,
+        command=tuple(command), env=tuple(parse_env(e) for e in env),
+    )
+    if command and (detach or port):
+        raise UsageError("a command after -- runs attached and publishes no port: drop --detach and --port")
     request = _request(
-        repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-        registry, push,
+        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+        python_downloads, user_id, user_name, registry, push,
     )
     result = _build(request, quiet)
     engine = DockerEngine()
     if result.skipped and engine.inspect_image(result.image) is None:
         raise UsageError(f"{result.image} is in the registry but not on this engine; `docker pull` it first")
     if not quiet:
-        err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image))
-    server = start_server(engine, result.image, options, timeout=timeout)
+        err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image, " ".join(("",) + options.command)))
+    if options.command:
+        sys.exit(run_in_image(engine, result.image, options))
+    _serve(engine, result.image, options, detach, timeout)
+
+
+def _serve(engine: DockerEngine, image: str, options: RunOptions, detach: bool, timeout: float) -> None:
+    server = start_server(engine, image, options, timeout=timeout)
     click.echo(server.url)
     if detach:
         err_console.print(Text(f"container {server.container[:12]} is running; stop it with: docker rm -f {server.container[:12]}"))

@@ -12,7 +12,7 @@ ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 \
 USER root
 RUN if ! getent passwd 1000 >/dev/null; then \
       (getent group 1000 >/dev/null || groupadd --gid 1000 jovyan) \
-      && useradd --no-log-init --create-home --uid 1000 --gid 1000 --shell /bin/bash jovyan; \
+      && useradd --no-log-init --create-home --home-dir /home/jovyan --uid 1000 --gid 1000 --shell /bin/bash jovyan; \
     fi \
  && mkdir -p /srv/dsbuild/env /home/jovyan \
  && chown 1000:1000 /srv/dsbuild /srv/dsbuild/env /home/jovyan
