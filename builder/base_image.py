@@ -23,6 +23,8 @@ DEFAULT_PYTHON_LABEL = "io.dsbuild.base.default-python"
 # Debian releases whose names, in the host's own apt sources, mark a Debian mirror.
 KNOWN_SUITES = ("bullseye", "bookworm", "trixie", "forky", "sid")
 BASE_PACKAGES = ("python3", "ca-certificates", "tzdata")
+# Python 3.9's standard library lacks distutils on Debian; uv needs it for older Pythons.
+SUITE_PACKAGES = {"bullseye": ("python3-distutils",)}
 # Like Debian's slim images: no docs, man pages or translations in the base.
 DPKG_EXCLUDES = """path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -153,7 +155,7 @@ def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUIT
     with tempfile.TemporaryDirectory(prefix="dsbuild-base-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         say(f"debootstrap {suite} from the host's mirror into {root}")
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(root), mirror]
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES + SUITE_PACKAGES.get(suite, ()))}", suite, str(root), mirror]
         done = subprocess.run(cmd, capture_output=True)
         if done.returncode != 0:
             last = done.stdout.decode(errors="replace").strip().splitlines()[-3:]
