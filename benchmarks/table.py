@@ -35,6 +35,7 @@ ROWS = (
     Row("package_rebuild", "Rebuild after adding one package (s)", "s", "uv adds it to the venv"),
     Row("size_reference", "Image size, reference repo (MB)", "MB", "base image + host venv"),
     Row("size_minimal", "Image size, minimal: numpy, pandas, matplotlib (MB)", "MB", "base image + host venv"),
+    Row("size_minimal_node", "Image size, minimal + a postBuild that runs npm (Node.js added) (MB)", "MB", "—"),
     Row("start_to_ready", "Start to ready (s)", "s", "trivial container"),
     Row("start_container", "Start to ready, `docker run` + poll (s)", "s", "trivial container"),
 )

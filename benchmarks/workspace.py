@@ -18,6 +18,7 @@ class Workspace:
         self.source = source
         self.repo = root / "reference"
         self.minimal = root / "minimal"
+        self.minimal_node = root / "minimal-node"
         self.reset()
         self._write_minimal()
 
@@ -48,3 +49,10 @@ class Workspace:
         path = self.minimal / "requirements.txt"
         kept = [line for line in path.read_text().splitlines() if not any(line.startswith(d) for d in MINIMAL_DROPS)]
         path.write_text("\n".join(kept) + "\n")
+        # The same with a postBuild that runs npm: dsbuild then adds Debian's nodejs and npm.
+        if self.minimal_node.exists():
+            shutil.rmtree(self.minimal_node)
+        shutil.copytree(self.minimal, self.minimal_node)
+        post_build = self.minimal_node / "postBuild"
+        post_build.write_text("#!/bin/bash\nnpm --version\n")
+        post_build.chmod(0o755)

@@ -19,9 +19,13 @@ from .names import BASE_DEFAULT_PYTHON_LABEL as DEFAULT_PYTHON_LABEL
 from .names import BASE_PYTHONS_LABEL as PYTHONS_LABEL  # "3.11=/usr/bin/python3.11 3.12=..."
 from .names import BASE_SUITE_LABEL
 from .plan import BaseFacts, PythonInstall
+from .pythons import DEFAULT_SUITE, SUITE_PYTHONS
 
-DEFAULT_SUITE = "bookworm"
+# Debian releases whose names, in the host's own apt sources, mark a Debian mirror.
+KNOWN_SUITES = ("bullseye", "bookworm", "trixie", "forky", "sid")
 BASE_PACKAGES = ("python3", "ca-certificates", "tzdata")
+# Python 3.9's standard library lacks distutils on Debian; uv needs it for older Pythons.
+SUITE_PACKAGES = {"bullseye": ("python3-distutils",)}
 # Like Debian's slim images: no docs, man pages or translations in the base.
 DPKG_EXCLUDES = """path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -106,20 +110,33 @@ def parse_apt_sources(texts: Iterable[str]) -> list[AptSource]:
     return found
 
 
-def mirror_for(sources: list[AptSource], suite: str) -> str:
+def for_suite(sources: list[AptSource], suite: str) -> list[AptSource]:
+    """The host's apt sources for `suite`: its own entries if it lists that release,
+    otherwise its Debian entries for the release it runs, with the release's name
+    replaced (the same mirror serves bullseye, bookworm and trixie)."""
+    own = [s for s in sources if any(x == suite or x.startswith(f"{suite}-") for x in s.suites)]
+    if own:
+        return [AptSource(s.uri, tuple(x for x in s.suites if x == suite or x.startswith(f"{suite}-")), s.components) for s in own]
+    found = []
     for source in sources:
+        suites = tuple(
+            suite + x[len(host):] for x in source.suites for host in KNOWN_SUITES if x == host or x.startswith(f"{host}-")
+        )
+        if suites:
+            found.append(AptSource(source.uri, suites, source.components))
+    return found
+
+
+def mirror_for(sources: list[AptSource], suite: str) -> str:
+    for source in for_suite(sources, suite):
         if suite in source.suites and source.uri.startswith(("http://", "https://")):
             return source.uri
-    raise ConfigError(f"no apt source for Debian {suite} on this machine (looked in /etc/apt/sources.list*)")
+    raise ConfigError(f"no Debian apt source on this machine to build a {suite} base from (looked in /etc/apt/sources.list*)")
 
 
 def sources_list(sources: list[AptSource], suite: str) -> str:
     """The base image's sources.list: the host's entries for that suite and its updates."""
-    lines = []
-    for source in sources:
-        for s in source.suites:
-            if s == suite or s.startswith(f"{suite}-"):
-                lines.append(f"deb {source.uri} {s} {' '.join(source.components)}")
+    lines = [f"deb {s.uri} {x} {' '.join(s.components)}" for s in for_suite(sources, suite) for x in s.suites]
     return "\n".join(dict.fromkeys(lines)) + "\n"
 
 
@@ -130,6 +147,8 @@ def read_host_apt_sources() -> list[AptSource]:
 
 def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUITE, say: Callable[[str], None] = print) -> str:
     """debootstrap a minimal Debian with Python 3, trim it, and import it as `ref`."""
+    if suite not in SUITE_PYTHONS:
+        raise ConfigError(f"no base image for Debian {suite!r}; dsbuild builds {', '.join(SUITE_PYTHONS)}")
     if shutil.which("debootstrap") is None:
         raise EngineUnavailable("debootstrap is not installed (apt-get install debootstrap)")
     sources = read_host_apt_sources()
@@ -137,7 +156,7 @@ def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUIT
     with tempfile.TemporaryDirectory(prefix="dsbuild-base-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "rootfs"
         say(f"debootstrap {suite} from the host's mirror into {root}")
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", suite, str(root), mirror]
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES + SUITE_PACKAGES.get(suite, ()))}", suite, str(root), mirror]
         done = subprocess.run(cmd, capture_output=True)
         if done.returncode != 0:
             last = done.stdout.decode(errors="replace").strip().splitlines()[-3:]

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import uv
 
-from .host import HostSettings, build_env
+from .host import HostSettings, build_env, notebook_config
 from .plan import BuildPlan
 from .render import Dockerfile, render_entrypoint
 
@@ -98,6 +98,8 @@ def stage_context(folder: Path, repo: Path, plan: BuildPlan, dockerfile: Dockerf
     ca = host.ca_bundle.read_bytes() if host.ca_bundle else b""
     write_if_changed(own / "ca.crt", ca)
     write_if_changed(own / "build.env", build_env(host).encode())
+    for name, text in notebook_config(host).items():
+        write_if_changed(own / "notebook" / name, text.encode())
     write_if_changed(own / "entrypoint", render_entrypoint().encode(), 0o755)
     write_if_changed(own / "Dockerfile", dockerfile.text.encode())
     return own / "Dockerfile"

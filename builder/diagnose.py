@@ -25,6 +25,12 @@ def explain_failure(failure: StepFailed) -> str:
     code = f" (exit code {failure.exit_code})" if failure.exit_code is not None else ""
     if phase in ("jupyter", "dependencies", "repository") and (reason := uv_failure(failure.tail)):
         return f"installing the Python packages failed{code}: {reason}"
+    if phase == "python":
+        reason = uv_failure(failure.tail) or _last(failure.tail)
+        return (
+            f"installing a uv-managed Python failed{code}: {reason}; --python-downloads needs uv's Python "
+            "download (or a mirror in UV_PYTHON_INSTALL_MIRROR); without it the nearest newer Debian Python is used"
+        )
     if phase == "system packages":
         missing = next((l.strip() for l in reversed(failure.tail) if "Unable to locate package" in l), None)
         return f"installing apt.txt packages failed{code}: {missing or _last(failure.tail)}"

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
@@ -141,6 +142,15 @@ class DockerEngine:
         if done.returncode != 0:
             raise RunFailed(f"docker run failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
+
+    def run_attached(self, args: Sequence[str], env: Mapping[str, str] = {}) -> int:
+        """`docker run --rm` with this process's stdin/stdout/stderr; returns its exit code
+        (the command's, or docker's own 125-127 when the container could not start)."""
+        tty = ["--interactive", "--tty"] if sys.stdin.isatty() and sys.stdout.isatty() else []
+        try:
+            return subprocess.run([self.cli, "run", "--rm", *tty, *args], env={**self.env, **env}).returncode
+        except FileNotFoundError:
+            raise EngineUnavailable(f"the docker command {self.cli} is not installed") from None
 
     def container_state(self, container: str) -> dict | None:
         done = self._run("container", "inspect", "--format", "{{json .State}}", container, check=False)

@@ -7,9 +7,10 @@ is the I/O that gathers them."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ class HostSettings:
     ca_bundle: Path | None = None
     index_url: str | None = None
     extra_index_urls: tuple[str, ...] = ()
+    python_install_mirror: str | None = None  # uv's UV_PYTHON_INSTALL_MIRROR, for --python-downloads
 
 
 def _urls(value: str | None) -> tuple[str, ...]:
@@ -32,7 +34,7 @@ def _urls(value: str | None) -> tuple[str, ...]:
 
 
 def _check_url(url: str) -> str:
-    if urlsplit(url).scheme not in ("http", "https"):
+    if urlsplit(url).scheme not in ("http", "https") or any(c.isspace() or ord(c) < 32 or c in "\"'\\" for c in url):
         raise ConfigError(f"package index must be an http(s) URL, got {url!r}")
     return url
 
@@ -75,10 +77,12 @@ def host_settings(
     bundle = ca_cert
     if bundle is None:
         bundle = next((Path(env[k]) for k in _CA_ENV if env.get(k)), system_bundle)
+    mirror = env.get("UV_PYTHON_INSTALL_MIRROR")
     return HostSettings(
         ca_bundle=bundle,
         index_url=_check_url(index) if index else None,
         extra_index_urls=tuple(_check_url(u) for u in extra),
+        python_install_mirror=_check_url(mirror) if mirror else None,
     )
 
 
@@ -97,7 +101,7 @@ def read_host_settings(ca_cert: Path | None = None, index_url: str | None = None
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         if ca_cert is not None:
             raise ConfigError(f"--ca-cert {ca_cert}: no such file")
-        settings = HostSettings(None, settings.index_url, settings.extra_index_urls)
+        settings = replace(settings, ca_bundle=None)
     return settings
 
 
@@ -121,4 +125,33 @@ def build_env(settings: HostSettings) -> str:
     if settings.extra_index_urls:
         q = shlex.quote(" ".join(settings.extra_index_urls))
         lines.append(f"export UV_EXTRA_INDEX_URL={q} PIP_EXTRA_INDEX_URL={q}")
+    if settings.python_install_mirror:
+        lines.append(f"export UV_PYTHON_INSTALL_MIRROR={shlex.quote(settings.python_install_mirror)}")
     return "\n".join(lines) + "\n"
+
+
+CA_IN_IMAGE = "/srv/dsbuild/ca-certificates.crt"
+
+
+def without_credentials(url: str) -> str:
+    """The URL with any user:password@ removed: an image never holds credentials."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def notebook_config(settings: HostSettings) -> dict[str, str]:
+    """pip.conf and uv.toml for the image, so that `pip install` and `uv pip install` in a
+    running notebook use the build's index and CA bundle. URLs lose their credentials."""
+    index = without_credentials(settings.index_url) if settings.index_url else None
+    extra = [without_credentials(u) for u in settings.extra_index_urls]
+    pip = ["[global]", f"cert = {CA_IN_IMAGE}", "disable-pip-version-check = true"]
+    uv = []
+    if index:
+        pip.append(f"index-url = {index}")
+        uv.append(f"index-url = {json.dumps(index)}")
+    if extra:
+        pip.append(f"extra-index-url = {' '.join(extra)}")
+        uv.append(f"extra-index-url = {json.dumps(extra)}")
+    return {"pip.conf": "\n".join(pip) + "\n", "uv.toml": "\n".join(uv) + "\n"}

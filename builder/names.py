@@ -51,6 +51,10 @@ PIECES_LABEL = LABEL_PREFIX + "pieces"
 OPTIONS_LABEL = LABEL_PREFIX + "options-hash"  # everything that decides the image; reuse checks it
 ENVIRONMENT_OPTIONS_LABEL = LABEL_PREFIX + "environment-options"  # what the tag suffix stands for
 LOCK_LABEL = LABEL_PREFIX + "lock-sha256"
+PYTHON_LABEL = LABEL_PREFIX + "python"  # the Python the image has ("3.11", or "3.10.4 (uv-managed)")
+PYTHON_REQUESTED_LABEL = LABEL_PREFIX + "python-requested"  # what the repository asked for, and where
+RENDERING_KIND_LABEL = LABEL_PREFIX + "environment"  # environment.yml: says it is a PyPI rendering
+SUBDIR_LABEL = LABEL_PREFIX + "subdir"  # --subdir: the folder of the repository that was built
 BASE_PYTHONS_LABEL = LABEL_PREFIX + "base.pythons"  # on base images: "3.11=/usr/bin/python3.11 ..."
 BASE_DEFAULT_PYTHON_LABEL = LABEL_PREFIX + "base.default-python"
 BASE_SUITE_LABEL = LABEL_PREFIX + "base.suite"
@@ -140,14 +144,18 @@ def source_hash(source: Source) -> str:
     return hashlib.sha256(source_key(source).encode()).hexdigest()
 
 
-def source_slug(source: Source) -> str:
-    """`<slug of the repository's name>-<8 hex of the source key>`: at most 49 characters."""
-    return f"{slug(source.name)}-{source_hash(source)[:8]}"
+def source_slug(source: Source, subdir: str | None = None) -> str:
+    """`<slug of the repository's name[-subdir]>-<8 hex of the source key[#subdir]>`: at
+    most 49 characters. Two folders of one repository (--subdir) are two images."""
+    if not subdir:
+        return f"{slug(source.name)}-{source_hash(source)[:8]}"
+    digest = hashlib.sha256(f"{source_key(source)}#{subdir}".encode()).hexdigest()
+    return f"{slug(source.name + '-' + subdir)}-{digest[:8]}"
 
 
-def image_name(source: Source, prefix: str = "dsbuild") -> str:
+def image_name(source: Source, prefix: str = "dsbuild", subdir: str | None = None) -> str:
     """`<prefix>-<source_slug>`."""
-    return f"{prefix}-{source_slug(source)}"
+    return f"{prefix}-{source_slug(source, subdir)}"
 
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -185,6 +193,10 @@ def environment_options(options: BuildOptions, host: HostSettings) -> dict[str, 
         chosen["index"] = canonical_url(host.index_url)
     if host.extra_index_urls:
         chosen["extra-index"] = [canonical_url(url) for url in host.extra_index_urls]
+    if options.python_downloads:
+        chosen["python-downloads"] = True
+    if options.user != default.user:
+        chosen["user"] = f"{options.user.name}:{options.user.uid}"
     return chosen
 
 

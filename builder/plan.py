@@ -13,11 +13,13 @@ from .errors import ConfigError
 from .facts import RepoFacts
 from .lock import LOCK_FILE, check_lock
 from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
+from .pieces.conda import EnvironmentYmlPiece
 from .pieces.dockerfile import DockerfilePiece
 from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupPiece
 from .pieces.scripts import PostBuildPiece, StartPiece
-from .pieces.system import AptPiece
+from .pieces.system import AptPiece, NodePiece
 from .pieces.unsupported import UNSUPPORTED
+from .pythons import DEFAULT_SUITE, PythonChoice, PythonInstall, PythonRequest, base_ref, choose_python, suite_for
 
 # The repository's own Dockerfile wins outright (as on mybinder.org); then files whose
 # sources are out of reach stop the build; then the Python stack, in layer order.
@@ -26,7 +28,9 @@ PIECES: tuple[Piece, ...] = (
     *UNSUPPORTED,
     RuntimePiece(),
     AptPiece(),
+    NodePiece(),
     PipfilePiece(),
+    EnvironmentYmlPiece(),
     RequirementsPiece(),
     SetupPiece(),
     PostBuildPiece(),
@@ -36,6 +40,10 @@ PIECES: tuple[Piece, ...] = (
 # Installed into every image, so it runs alone (JupyterLab) and under JupyterHub
 # (jupyterhub-singleuser). Pinned: the layer that installs them is shared by every repo.
 JUPYTER_PACKAGES = ("jupyterlab==4.6.6", "jupyterhub==5.5.4")
+# The newest releases that still run on older Pythons (JupyterLab 4.6 needs Python 3.10).
+JUPYTER_FOR_PYTHON = {"3.9": ("jupyterlab==4.5.11", "jupyterhub==5.5.4")}
+# pip, so that a running notebook can `pip install x` (uv is copied in from the build's own).
+NOTEBOOK_TOOLS = ("pip",)
 NOTEBOOK_FILE = "dsbuild-notebook.in"  # the Jupyter packages (and pip), resolved with the user's
 OVERRIDES_FILE = "dsbuild-overrides.txt"
 # Packages kept out of every environment (a uv override with a marker that is never true).
@@ -43,14 +51,8 @@ OVERRIDES_FILE = "dsbuild-overrides.txt"
 # is installed, so leaving it out costs only the "iri" format check and saves about 1 s
 # of every JupyterLab start (measured by benchmarks/, docs/benchmarks.md).
 OVERRIDES = ("rfc3987-syntax ; sys_platform == 'never'",)
-DEFAULT_BASE_IMAGE = "dsbuild-base:bookworm"
+DEFAULT_BASE_IMAGE = base_ref(DEFAULT_SUITE)  # "auto": the Debian release is picked by the Python asked for
 _AS_OF = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?)?$")
-
-
-@dataclass(frozen=True)
-class PythonInstall:
-    version: str  # "3.11"
-    path: str  # "/usr/bin/python3.11"
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,30 @@ class BaseFacts:
     pythons: tuple[PythonInstall, ...] = ()
     default_python: str | None = None  # the version `python3` runs
 
-    def python(self, version: str | None) -> PythonInstall:
-        wanted = version or self.default_python
-        for install in self.pythons:
-            if install.version == wanted:
-                return install
-        have = ", ".join(p.version for p in self.pythons) or "none"
-        if version is None:
-            raise ConfigError(f"the base image {self.image} has no python3 (found: {have}); pick another --base-image")
-        raise ConfigError(
-            f"Python {version} was asked for, but the base image {self.image} has Python {have}; "
-            f"change runtime.txt or use --base-image with an image that has python{version}"
-        )
+    def python(self, request: PythonRequest | None, exact: bool = False, downloads: bool = False) -> PythonChoice:
+        return choose_python(self.image, self.pythons, self.default_python, request, exact, downloads)
+
+
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class NotebookUser:
+    """The user the image runs as, and whose home holds the repository. --user-id and
+    --user-name set them, so that host folders mounted into the container keep their owner."""
+
+    uid: int = 1000
+    name: str = "jovyan"
+
+    def __post_init__(self) -> None:
+        if not 1000 <= self.uid <= 60000:
+            raise ConfigError(f"--user-id must be between 1000 and 60000 (not a system user), got {self.uid}")
+        if not _USER_NAME.match(self.name) or self.name == "root":
+            raise ConfigError(f"--user-name must be a lower-case login name, got {self.name!r}")
+
+    @property
+    def home(self) -> str:
+        return f"/home/{self.name}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,9 @@ class BuildOptions:
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
     locked: bool = False  # install from the repository's requirements.lock only
     as_of: str | None = None  # resolve as of this date (RFC 3339); Jupyter packages then float too
+    exact_python: bool = False  # refuse rather than build with the nearest newer Python
+    python_downloads: bool = False  # a Python no Debian base has is installed by uv (needs the download)
+    user: NotebookUser = NotebookUser()
 
     def __post_init__(self) -> None:
         if self.as_of is not None and self.as_of != "commit" and not _AS_OF.match(self.as_of):
@@ -88,11 +105,17 @@ class BuildOptions:
         if self.as_of and self.locked:
             raise ConfigError("--as-of and --locked exclude each other: a lock already fixes every version")
 
-    def notebook_packages(self) -> tuple[str, ...]:
+    def jupyter_for(self, python: str) -> tuple[str, ...]:
+        """The Jupyter packages for that Python: the default pins, or the newest that run on it."""
+        if self.jupyter_packages == JUPYTER_PACKAGES:
+            return JUPYTER_FOR_PYTHON.get(python, JUPYTER_PACKAGES)
+        return self.jupyter_packages
+
+    def notebook_packages(self, python: str = "") -> tuple[str, ...]:
         """Pinned normally; as of a date, only the names, so they resolve as of then too."""
         if self.as_of:
-            return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + ("pip",)
-        return self.jupyter_packages + ("pip",)
+            return tuple(re.split(r"[<>=!~]", spec, maxsplit=1)[0] for spec in self.jupyter_packages) + NOTEBOOK_TOOLS
+        return self.jupyter_for(python) + NOTEBOOK_TOOLS
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,8 @@ class BuildPlan:
     base_image: str
     pieces: tuple[str, ...]
     python: PythonInstall | None = None
+    python_requested: PythonRequest | None = None
+    user: NotebookUser = NotebookUser()
     apt_packages: tuple[str, ...] = ()
     env_files: tuple[EnvFile, ...] = ()
     repo_installs: tuple[RepoInstall, ...] = ()
@@ -123,11 +148,31 @@ class BuildPlan:
             "dockerfile": self.dockerfile,
             "exclude_newer": self.exclude_newer,
         }
+        if self.python and self.python.managed:
+            data["python-managed"] = self.python.path
+        if self.user != NotebookUser():
+            data["user"] = [self.user.uid, self.user.name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def detected(facts: RepoFacts) -> tuple[Piece, ...]:
     return tuple(piece for piece in PIECES if piece.detect(facts))
+
+
+def python_request(facts: RepoFacts) -> PythonRequest | None:
+    """The Python the repository asks for (runtime.txt, then Pipfile, then environment.yml)."""
+    pieces = detected(facts)
+    if pieces and isinstance(pieces[0], DockerfilePiece):
+        return None
+    return next((r for r in (piece.contribute(facts).python for piece in pieces) if r), None)
+
+
+def base_image_for(options: BuildOptions, request: PythonRequest | None) -> str:
+    """The default base is "auto": the Debian release whose Python answers the request.
+    Any other --base-image is used as it is."""
+    if options.base_image != DEFAULT_BASE_IMAGE:
+        return options.base_image
+    return base_ref(suite_for(request, options.python_downloads))
 
 
 def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions()) -> BuildPlan:
@@ -136,28 +181,32 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     pieces = detected(facts)
     if pieces and isinstance(pieces[0], DockerfilePiece):
         own = pieces[0].contribute(facts)
-        ignored = tuple(p.name for p in pieces[1:])
+        ignored = tuple(sorted(name for name in facts.files if name != "Dockerfile"))
         notes = (f"the repository's Dockerfile is built as it is; ignored: {', '.join(ignored)}",) if ignored else ()
         return BuildPlan(base_image=options.base_image, pieces=(pieces[0].name,), dockerfile=own.dockerfile, notes=notes)
     parts = [piece.contribute(facts) for piece in pieces]
     merged = _merge(parts)
-    notes = () if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
+    notes = merged.notes if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
+    python = base.python(merged.python, options.exact_python, options.python_downloads)
+    notes += (python.warning,) if python.warning else ()
     if options.locked:
         env_files = (_locked_env(facts, merged.env_files),)
     else:
-        notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages()))
+        notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages(python.install.version)))
         overrides = EnvFile(OVERRIDES_FILE, "".join(f"{o}\n" for o in OVERRIDES), install=False)
         env_files = merged.env_files + (notebook, overrides)
     return BuildPlan(
         base_image=options.base_image,
         pieces=tuple(p.name for p in pieces),
-        python=base.python(merged.python_version),
+        python=python.install,
+        python_requested=python.requested,
+        user=options.user,
         apt_packages=merged.apt_packages,
         env_files=env_files,
         repo_installs=merged.repo_installs,
         post_build=merged.post_build,
         start=merged.start,
-        jupyter_packages=options.jupyter_packages,
+        jupyter_packages=options.jupyter_for(python.install.version),
         locked=options.locked,
         exclude_newer=options.as_of,
         notes=notes,
@@ -188,5 +237,6 @@ def _merge(parts: list[Contribution]) -> Contribution:
         repo_installs=tuple(r for part in parts for r in part.repo_installs),
         post_build=tuple(s for part in parts for s in part.post_build),
         start=next((part.start for part in parts if part.start), None),
-        python_version=next((part.python_version for part in parts if part.python_version), None),
+        python=next((part.python for part in parts if part.python), None),
+        notes=tuple(n for part in parts for n in part.notes),
     )

@@ -17,6 +17,9 @@ from .names import RUN_LABEL
 
 _MEMORY = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
 _GPUS = re.compile(r"^(all|\d+|device=[0-9,]+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Set by dsbuild itself: --env may not replace them.
+_RESERVED_ENV = ("JUPYTER_TOKEN",)
 CONTAINER_PORT = 8888
 
 
@@ -52,6 +55,7 @@ class RunOptions:
     gpus: str | None = None
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE, passed by name (values stay off argv)
 
     def __post_init__(self) -> None:
         if self.port is not None and not 0 < self.port < 65536:
@@ -62,6 +66,16 @@ class RunOptions:
             raise RunFailed(f"--memory wants a size such as 2g or 512m, got {self.memory!r}")
         if self.gpus is not None and not _GPUS.match(self.gpus):
             raise RunFailed(f"--gpus wants 'all', a count or device=0,1, got {self.gpus!r}")
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    """--env KEY=VALUE -> (KEY, VALUE)."""
+    key, sep, value = text.partition("=")
+    if not sep or not _ENV_NAME.match(key):
+        raise RunFailed(f"--env wants KEY=VALUE with KEY a variable name, got {text[:40]!r}")
+    if key in _RESERVED_ENV:
+        raise RunFailed(f"--env {key} is set by dsbuild itself")
+    return key, value
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def docker_run_args(image: str, options: RunOptions, port: int) -> list[str]:
-    """Arguments for `docker run --detach` (pure)."""
-    args = ["--init", "--label", f"{RUN_LABEL}=1", "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
-    args += ["--env", "JUPYTER_TOKEN"]  # the value comes from the environment, not argv
+def docker_run_args(image: str, options: RunOptions, port: int | None) -> list[str]:
+    """Arguments for `docker run` (pure); without a port, nothing is published (a command)."""
+    args = ["--init", "--label", f"{RUN_LABEL}=1"]
+    if port is not None:
+        args += ["--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
+        args += ["--env", "JUPYTER_TOKEN"]  # the value comes from the environment, not argv
+    for key, _ in options.env:
+        args += ["--env", key]
     for volume in options.volumes:
         args += ["--volume", volume.arg]
     if options.cpus is not None:
@@ -96,7 +114,8 @@ def docker_run_args(image: str, options: RunOptions, port: int) -> list[str]:
 def start_server(engine: DockerEngine, image: str, options: RunOptions, timeout: float = 90) -> Server:
     """Start JupyterLab from `image`; on any failure the container is removed."""
     port = options.port or free_port()
-    container = engine.run_detached(docker_run_args(image, options, port), env={"JUPYTER_TOKEN": options.token})
+    env = {**dict(options.env), "JUPYTER_TOKEN": options.token}
+    container = engine.run_detached(docker_run_args(image, options, port), env=env)
     api = f"http://127.0.0.1:{port}"
     try:
         wait_ready(engine, container, api, options.token, timeout)
@@ -127,3 +146,11 @@ def wait_ready(engine: DockerEngine, container: str, api: str, token: str, timeo
         time.sleep(0.03)
     logs = engine.logs(container).strip().splitlines()
     raise RunFailed(f"JupyterLab did not answer within {timeout:.0f}s; last log line: {logs[-1] if logs else 'none'}")
+
+
+def run_command(engine: DockerEngine, image: str, options: RunOptions) -> int:
+    """Run `options.command` in a new container instead of JupyterLab, attached to this
+    terminal; the container is removed afterwards. Returns the command's exit code."""
+    if not options.command:
+        raise RunFailed("no command to run")
+    return engine.run_attached(docker_run_args(image, options, None), env=dict(options.env))

@@ -17,7 +17,7 @@ from typing import Iterator
 from .base_image import base_facts, build_default_base
 from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
-from .errors import BuildFailed
+from .errors import BuildFailed, SourceError
 from .facts import scan
 from .fetch import Resolved, public_url
 from .host import HostSettings
@@ -34,15 +34,21 @@ from .names import (
     OPTIONS_LABEL,
     PIECES_LABEL,
     REF_LABEL,
+    PYTHON_LABEL,
+    PYTHON_REQUESTED_LABEL,
+    RENDERING_KIND_LABEL,
     SOURCE_HASH_LABEL,
+    SUBDIR_LABEL,
     VERSION_LABEL,
     source_hash,
 )
-from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
+from .pieces.conda import RENDERING_LABEL
+from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
 from .progress import BuildEvent, BuildFinished
+from .pythons import SUITE_PYTHONS, base_ref
 from .registry import Registry
 from .render import dsbuild_version, render_dockerfile
-from .source import GitSource, Source
+from .source import GitSource, Source, validate_subdir
 from .target import IN_REGISTRY, Target, decide_target
 from .workspace import Workspace
 
@@ -58,6 +64,7 @@ class BuildRequest:
     registry: Registry | None = None  # names the image HOST:PORT/name:tag
     push: bool = False
     resolved: Resolved | None = None  # the source already resolved (the launch preflight did)
+    subdir: str | None = None  # build this folder of the repository (validated by source.validate_subdir)
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,12 @@ class Built:
 Event = Status | BuildEvent | Built
 
 
-def labels_for(target: Target, plan_: BuildPlan) -> dict[str, str]:
+def labels_for(target: Target, plan_: BuildPlan, subdir: str | None = None) -> dict[str, str]:
     """Every label of a built image (their names are in names.py)."""
     resolved = target.resolved
     source = resolved.source
     where = public_url(source.url) if isinstance(source, GitSource) else str(source.path)
+    extra = {SUBDIR_LABEL: subdir} if subdir else {}
     return {
         OCI_SOURCE: where,
         OCI_REVISION: resolved.commit or resolved.content_id,
@@ -98,14 +106,31 @@ def labels_for(target: Target, plan_: BuildPlan) -> dict[str, str]:
         ENVIRONMENT_OPTIONS_LABEL: target.environment,
         PIECES_LABEL: ",".join(plan_.pieces),
         OPTIONS_LABEL: target.options_hash,
+        **python_labels(plan_),
+        **extra,
     }
 
 
+def python_labels(plan_: BuildPlan) -> dict[str, str]:
+    """The Python used, and the one asked for (with the file that asked); and whether
+    the environment is a PyPI rendering of an environment.yml."""
+    labels = {}
+    if "environment.yml" in plan_.pieces:
+        labels[RENDERING_KIND_LABEL] = RENDERING_LABEL
+    if plan_.python:
+        labels[PYTHON_LABEL] = plan_.python.version + (" (uv-managed)" if plan_.python.managed else "")
+    if plan_.python_requested:
+        labels[PYTHON_REQUESTED_LABEL] = str(plan_.python_requested)
+    return labels
+
+
 def ensure_base(engine: DockerEngine, ref: str) -> Iterator[Status]:
-    if ref == DEFAULT_BASE_IMAGE and engine.inspect_image(ref) is None:
-        yield Status("base", f"building the default base image {ref} from Debian packages (once)")
+    """dsbuild's own bases (dsbuild-base:<Debian release>) are built the first time they are needed."""
+    suite = next((s for s in SUITE_PYTHONS if base_ref(s) == ref), None)
+    if suite is not None and engine.inspect_image(ref) is None:
+        yield Status("base", f"building the base image {ref} from Debian packages (once)")
         messages: list[str] = []
-        build_default_base(engine, ref, say=messages.append)
+        build_default_base(engine, ref, suite, say=messages.append)
         yield from (Status("base", m) for m in messages)
 
 
@@ -144,11 +169,21 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     if isinstance(resolved.source, GitSource):
         yield Status("fetching", f"fetching {resolved.commit}")
     repo = workspace.export(resolved, tmp)
-    the_plan = plan(scan(repo), base_facts(engine, target.options.base_image), target.options)
+    if request.subdir:
+        repo = subfolder(repo, request.subdir)
+    facts = scan(repo)
+    options = replace(target.options, base_image=base_image_for(target.options, python_request(facts)))
+    if options.base_image != target.options.base_image:
+        yield from ensure_base(engine, options.base_image)
+        base_info = engine.inspect_image(options.base_image) or {}
+        layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
+        target = replace(target, base_id=base_info.get("Id", ""), base_layers=layers)
+        yield Status("planning", f"base image {options.base_image}, picked for the Python the repository asks for")
+    the_plan = plan(facts, base_facts(engine, options.base_image), options)
     for note in the_plan.notes:
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
-    labels = labels_for(target, the_plan)
+    labels = labels_for(target, the_plan, request.subdir)
     records = workspace.locks
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
@@ -177,6 +212,14 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
     yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+
+
+def subfolder(repo: Path, subdir: str) -> Path:
+    """The --subdir folder of a fetched repository; it must be a folder inside it."""
+    folder = repo / validate_subdir(subdir)
+    if not folder.is_dir() or not folder.resolve().is_relative_to(repo.resolve()):
+        raise SourceError(f"--subdir {subdir}: no such folder in the repository")
+    return folder
 
 
 def _push(request: BuildRequest, engine: DockerEngine, ref: str) -> Iterator[Status]:

@@ -202,3 +202,11 @@ def parse_source(text: str, ref: str | None = None) -> Source:
     if ref is not None:
         return GitSource(path.as_uri(), ref)
     return LocalSource(path)
+def validate_subdir(subdir: str) -> str:
+    """--subdir: a relative path inside the repository ('/'-separated, no '..')."""
+    parts = [p for p in subdir.strip("/").split("/") if p not in ("", ".")]
+    if subdir.startswith("/") or not parts or any(p == ".." or p.startswith("-") for p in parts) or "\\" in subdir:
+        raise SourceError(f"--subdir wants a folder inside the repository, like docs/binder; got {subdir!r}")
+    if any(ch.isspace() or ord(ch) < 32 for ch in subdir):
+        raise SourceError(f"--subdir: unexpected characters in {subdir!r}")
+    return "/".join(parts)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from .host import HostSettings
 from .names import (
+    BASE_IMAGE_ID_LABEL,
+    BASE_IMAGE_LABEL,
     OPTIONS_LABEL,
     SOURCE_HASH_LABEL,
     describe_options,
@@ -59,22 +61,33 @@ class Target:
         return self.found == MISSING
 
 
-def options_hash(options: BuildOptions, base_id: str, host: HostSettings) -> str:
+def options_hash(options: BuildOptions, base_id: str, host: HostSettings, subdir: str | None = None) -> str:
     """Everything that decides the image besides the source: an image is reused only
     when this matches (so a dsbuild upgrade or a new base image rebuilds)."""
     data = [
         dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
         host.index_url, list(host.extra_index_urls),
-        options.locked, options.as_of,
+        options.locked, options.as_of, options.python_downloads, options.user.uid, options.user.name, subdir,
     ]
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 
-def reusable(labels: dict[str, str], target: Target) -> bool:
+def reusable(labels: dict[str, str], target: Target, engine: DockerEngine) -> bool:
     """An existing image is the target only if it was built from the same source with the
-    same options (a name and tag alone could be another source's, given --image-name)."""
+    same options (a name and tag alone could be another source's, given --image-name),
+    and on a base that is still the same image (a base picked for the repository's Python
+    is not the requested one, so its id is checked here, not in the options hash)."""
     return (bool(target.base_id) and labels.get(OPTIONS_LABEL) == target.options_hash
-            and labels.get(SOURCE_HASH_LABEL) == source_hash(target.resolved.source))
+            and labels.get(SOURCE_HASH_LABEL) == source_hash(target.resolved.source)
+            and base_unchanged(engine, labels))
+
+
+def base_unchanged(engine: DockerEngine, labels: dict[str, str]) -> bool:
+    """The base image an existing image was built on is still the image it was then."""
+    used = labels.get(BASE_IMAGE_LABEL)
+    if not used:
+        return True
+    return (engine.inspect_image(used) or {}).get("Id") == labels.get(BASE_IMAGE_ID_LABEL)
 
 
 def decide_target(request: BuildRequest, workspace: Workspace, engine: DockerEngine) -> Target:
@@ -86,19 +99,19 @@ def decide_target(request: BuildRequest, workspace: Workspace, engine: DockerEng
     if options.as_of == "commit":
         options = replace(options, as_of=workspace.commit_date(resolved))
     chosen = environment_options(options, request.host)
-    name = request.name or image_name(request.source)
+    name = request.name or image_name(request.source, subdir=request.subdir)
     tag = image_tag(resolved.tag, environment_suffix(chosen))
     registry = request.registry
     ref = validate_image_ref(registry.image(name, tag) if registry else f"{name}:{tag}")
     base = engine.inspect_image(options.base_image) or {}
     base_id = base.get("Id", "")
     target = Target(name, tag, ref, resolved, options, base_id, len((base.get("RootFS") or {}).get("Layers") or []),
-                    options_hash(options, base_id, request.host), describe_options(chosen))
+                    options_hash(options, base_id, request.host, request.subdir), describe_options(chosen))
     if request.force:
         return target
     if registry and manifest_exists(registry, name, tag, docker_auth(registry.host)):
         return replace(target, found=IN_REGISTRY)
     labels = engine.image_labels(ref)
-    if labels is not None and reusable(labels, target):
+    if labels is not None and reusable(labels, target, engine):
         return replace(target, found=ON_ENGINE)
     return target

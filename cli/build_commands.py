@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -14,20 +16,21 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.host import read_host_settings
-from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, plan
+from dsbuild.builder.plan import (
+    DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, NotebookUser, PythonInstall, base_image_for, plan, python_request,
+)
+from dsbuild.builder.pythons import DEFAULT_SUITE, SUITE_PYTHONS, base_ref
 from dsbuild.builder.render import render_dockerfile
-from dsbuild.builder.run import RunOptions, Volume, start_server
+from dsbuild.builder.run import RunOptions, Volume, parse_env, start_server
+from dsbuild.builder.run import run_command as run_in_image
 from dsbuild.builder.registry import Registry
-from dsbuild.builder.service import BuildRequest, Built, build
-from dsbuild.builder.source import parse_source
+from dsbuild.builder.service import BuildRequest, Built, build, subfolder
+from dsbuild.builder.source import parse_source, validate_subdir
 from dsbuild.builder.target import decide_target
 from dsbuild.builder.workspace import Workspace
 
 from .group import main
 from .output import Progress, err_console, user_errors
-
-# What the default base offers, for `inspect` when no engine answers.
-ASSUMED_DEFAULT_BASE = BaseFacts(DEFAULT_BASE_IMAGE, (PythonInstall("3.11", "/usr/bin/python3.11"),), "3.11")
 
 
 def source_options(command):
@@ -36,11 +39,13 @@ def source_options(command):
         [
             click.argument("repo"),
             click.option("--ref", help="Branch, tag or commit to build (git sources). Default: the remote's HEAD."),
+            click.option("--subdir", metavar="PATH", help="Build this folder of the repository, as if it were the repository."),
             click.option(
                 "--base-image",
                 default=DEFAULT_BASE_IMAGE,
                 show_default=True,
-                help="Any Debian-family image with python3. The default is built locally by `dsbuild base`.",
+                help="Any Debian-family image with python3. The default is built locally by `dsbuild base`, "
+                "from the Debian release whose Python the repository asks for.",
             ),
         ]
     ):
@@ -66,6 +71,26 @@ def build_options(command):
                 metavar="DATE|commit",
                 help="Resolve unpinned requirements as they were on DATE (2023-06-30), or on the commit's date.",
             ),
+            click.option(
+                "--exact-python",
+                is_flag=True,
+                help="Stop if the exact Python asked for (runtime.txt, Pipfile, environment.yml) cannot be had, "
+                "instead of building with the nearest newer one.",
+            ),
+            click.option(
+                "--python-downloads",
+                is_flag=True,
+                help="Install a Python no Debian base has with uv (`uv python install`). Needs uv's Python "
+                "download or UV_PYTHON_INSTALL_MIRROR; not reachable from every machine.",
+            ),
+            click.option(
+                "--user-id",
+                type=int,
+                default=1000,
+                show_default=True,
+                help="uid the image runs as (1000-60000); give yours so that mounted host folders keep their owner.",
+            ),
+            click.option("--user-name", default="jovyan", show_default=True, help="Its login name; the repository is in /home/NAME."),
             click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
             click.option("--push", is_flag=True, help="Push the image to --registry after building."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
@@ -75,18 +100,25 @@ def build_options(command):
     return command
 
 
-def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push) -> BuildRequest:
+def _request(
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
+    user_id, user_name, registry, push,
+) -> BuildRequest:
     if push and not registry:
         raise UsageError("--push needs --registry HOST:PORT")
     return BuildRequest(
         source=parse_source(repo, ref),
-        options=BuildOptions(base_image=base_image, locked=locked, as_of=as_of),
+        options=BuildOptions(
+            base_image=base_image, locked=locked, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads,
+            user=NotebookUser(user_id, user_name),
+        ),
         host=read_host_settings(ca_cert, index_url),
         name=image_name,
         force=force,
         no_cache=no_cache,
         registry=Registry(registry) if registry else None,
         push=push,
+        subdir=validate_subdir(subdir) if subdir else None,
     )
 
 
@@ -103,7 +135,7 @@ def _build(request: BuildRequest, quiet: bool) -> Built:
 @main.command()
 @source_options
 @user_errors
-def inspect(repo, ref, base_image):
+def inspect(repo, ref, subdir, base_image):
     """Show what REPO would be built from, and the generated Dockerfile. Builds nothing.
 
     REPO is a local folder, a git URL (https://, file://, ssh) or gh:ORG/NAME.
@@ -113,7 +145,8 @@ def inspect(repo, ref, base_image):
     """
     source = parse_source(repo, ref)
     workspace = Workspace.default()
-    request = BuildRequest(source, BuildOptions(base_image=base_image), read_host_settings())
+    request = BuildRequest(source, BuildOptions(base_image=base_image), read_host_settings(),
+                           subdir=validate_subdir(subdir) if subdir else None)
     engine = _engine_or_none()
     if engine is None:
         resolved, image = workspace.resolve(source), None
@@ -122,15 +155,20 @@ def inspect(repo, ref, base_image):
         resolved, image = target.resolved, f"{target.ref} ({'to build' if target.needs_build else 'built'})"
     with tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp:
         folder = workspace.export(resolved, Path(tmp))
+        if subdir:
+            folder = subfolder(folder, subdir)
         facts = scan(folder)
-        base = _inspect_base(engine, base_image)
-        the_plan = plan(facts, base, BuildOptions(base_image=base_image))
+        options = BuildOptions(base_image=base_image)
+        options = replace(options, base_image=base_image_for(options, python_request(facts)))
+        the_plan = plan(facts, _inspect_base(engine, options.base_image), options)
         err_console.print(Text(f"source:   {source.display}"))
         err_console.print(Text(f"commit:   {resolved.commit or resolved.content_id}"))
         if image:
             err_console.print(Text(f"image:    {image}"))
         err_console.print(Text(f"config:   {facts.config_dir or '(repository root)'}/ " + " ".join(sorted(facts.files))))
         err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
+        if the_plan.python:
+            err_console.print(Text(f"python:   {the_plan.python.version} from {the_plan.base_image}"))
         for note in the_plan.notes:
             err_console.print(Text(f"note:     {note}"))
         if the_plan.dockerfile:
@@ -155,24 +193,32 @@ def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
             raise EngineUnavailable("no engine")
         return base_facts(engine, base_image)
     except (EngineUnavailable, ConfigError):
-        if base_image != DEFAULT_BASE_IMAGE:
+        suite = next((s for s in SUITE_PYTHONS if base_ref(s) == base_image), None)
+        if suite is None:
             raise
-        err_console.print(Text("note:     base image not available; assuming the default base (Python 3.11)"))
-        return ASSUMED_DEFAULT_BASE
+        version = SUITE_PYTHONS[suite]
+        err_console.print(Text(f"note:     {base_image} is not built yet; assuming its Python {version}"))
+        return BaseFacts(base_image, (PythonInstall(version, f"/usr/bin/python{version}"),), version)
 
 
 @main.command("build")
 @source_options
 @build_options
 @user_errors
-def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet):
+def build_command(
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+    python_downloads, user_id, user_name, registry, push, quiet,
+):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
     Skipped when that tag already exists (built with the same options), or when
     --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    request = _request(
+        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+        python_downloads, user_id, user_name, registry, push,
+    )
     result = _build(request, quiet)
     click.echo(result.image)
 
@@ -182,31 +228,52 @@ def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, i
 @build_options
 @click.option("--port", type=int, help="Host port for JupyterLab (on 127.0.0.1). Default: a free one.")
 @click.option("--volume", "-v", "volumes", multiple=True, metavar="HOST:CONTAINER[:ro]", help="Mount a host folder. Repeatable.")
+@click.option("--env", "-e", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable in the container. Repeatable.")
 @click.option("--cpus", type=float, help="CPU limit for the container, e.g. 1.5.")
 @click.option("--memory", help="Memory limit, e.g. 4g.")
 @click.option("--gpus", help="GPUs to pass in: 'all', a count, or device=0,1 (needs the NVIDIA runtime).")
 @click.option("--detach", "-d", is_flag=True, help="Leave JupyterLab running and return once it answers.")
 @click.option("--timeout", default=90, show_default=True, help="Seconds to wait for JupyterLab to answer.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @user_errors
 def run_command(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet,
-    port, volumes, cpus, memory, gpus, detach, timeout,
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+    python_downloads, user_id, user_name, registry, push, quiet, port, volumes, env, cpus, memory, gpus, detach, timeout, command,
 ):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
     Without --detach, JupyterLab's log follows until Ctrl-C, which stops and removes
     the container. With --detach, the container keeps running; stop it with
     `docker rm -f CONTAINER`.
+
+    With a command after `--`, that command runs instead of JupyterLab, attached to
+    this terminal, and dsbuild exits with its exit code (the container is removed):
+
+        dsbuild run ./analysis -- python make_figures.py --all
     """
-    options = RunOptions(port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus)
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    options = RunOptions(
+        port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus,
+        command=tuple(command), env=tuple(parse_env(e) for e in env),
+    )
+    if command and (detach or port):
+        raise UsageError("a command after -- runs attached and publishes no port: drop --detach and --port")
+    request = _request(
+        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
+        python_downloads, user_id, user_name, registry, push,
+    )
     result = _build(request, quiet)
     engine = DockerEngine()
     if result.skipped and engine.inspect_image(result.image) is None:
         raise UsageError(f"{result.image} is in the registry but not on this engine; `docker pull` it first")
     if not quiet:
-        err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image))
-    server = start_server(engine, result.image, options, timeout=timeout)
+        err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image, " ".join(("",) + options.command)))
+    if options.command:
+        sys.exit(run_in_image(engine, result.image, options))
+    _serve(engine, result.image, options, detach, timeout)
+
+
+def _serve(engine: DockerEngine, image: str, options: RunOptions, detach: bool, timeout: float) -> None:
+    server = start_server(engine, image, options, timeout=timeout)
     click.echo(server.url)
     if detach:
         err_console.print(Text(f"container {server.container[:12]} is running; stop it with: docker rm -f {server.container[:12]}"))
@@ -224,20 +291,32 @@ def run_command(
 
 
 @main.command("base")
-@click.option("--tag", default=DEFAULT_BASE_IMAGE, show_default=True, help="Name of the image to create.")
+@click.option(
+    "--suite",
+    type=click.Choice(list(SUITE_PYTHONS)),
+    default=DEFAULT_SUITE,
+    show_default=True,
+    help="Debian release: " + ", ".join(f"{s} has Python {v}" for s, v in SUITE_PYTHONS.items()) + ".",
+)
+@click.option("--tag", help="Name of the image to create. Default: dsbuild-base:SUITE.")
 @click.option("--force", is_flag=True, help="Rebuild even if the image exists.")
 @user_errors
-def base_command(tag, force):
-    """Build the default base image from Debian packages (debootstrap, then docker import).
+def base_command(suite, tag, force):
+    """Build a base image from Debian packages (debootstrap, then docker import).
 
     No image registry can be reached from these machines, so the base is made locally
     from the host's Debian mirror: a minimal Debian with Python 3. Needs root and
     debootstrap. Builds reuse it; `--base-image` picks another.
+
+    With the default --base-image, a build picks the release whose Python the
+    repository asks for (runtime.txt python-3.9 -> bullseye) and builds that base
+    the first time it is needed; `dsbuild base --suite bullseye` builds it ahead.
     """
+    tag = tag or base_ref(suite)
     engine = DockerEngine()
     engine.ping()
     if engine.inspect_image(tag) is not None and not force:
         err_console.print(Text(f"{tag} exists (use --force to rebuild)"))
     else:
-        build_default_base(engine, tag, say=lambda m: err_console.print(Text.assemble(("[base] ", "bold cyan"), m)))
+        build_default_base(engine, tag, suite, say=lambda m: err_console.print(Text.assemble(("[base] ", "bold cyan"), m)))
     click.echo(tag)

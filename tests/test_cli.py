@@ -67,10 +67,13 @@ def test_missing_engine_is_one_line_exit_4(cli):
 
 
 def test_unreachable_configuration_is_named(cli, tmp_path):
-    (tmp_path / "environment.yml").write_text("dependencies: [numpy]\n")
+    (tmp_path / "environment.yml").write_text("channels: [conda-forge]\ndependencies: [numpy, r-base, gdal=3.6]\n")
     result = cli.invoke(main, ["inspect", str(tmp_path)], env=NO_ENGINE)
     assert result.exit_code == 3
-    assert "environment.yml needs conda channels" in error_lines(result)[0]
+    assert error_lines(result) == [
+        "Error: environment.yml: no PyPI or Debian equivalent for r-base, gdal; environment.yml is rendered with "
+        "PyPI packages here (conda channels cannot be reached)"
+    ]
 
 
 def test_bad_run_options_are_refused_before_building(cli):
@@ -78,3 +81,23 @@ def test_bad_run_options_are_refused_before_building(cli):
     assert result.exit_code == 6 and "--memory wants a size" in result.stderr
     result = cli.invoke(main, ["run", str(EXAMPLES / "sketches"), "-v", "/nonexistent/x:/data"], env=NO_ENGINE)
     assert result.exit_code == 6 and "does not exist" in result.stderr
+
+
+def test_inspect_picks_the_base_by_the_python_asked_for(cli, tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "runtime.txt").write_text("python-3.13\n")
+    result = cli.invoke(main, ["inspect", str(tmp_path), "--subdir", "demo"], env=NO_ENGINE)
+    assert result.exit_code == 0, result.output
+    assert "FROM dsbuild-base:trixie" in result.stdout and "python:   3.13 from dsbuild-base:trixie" in result.stderr
+
+
+def test_exact_python_and_bad_user_are_one_line_errors(cli, tmp_path):
+    (tmp_path / "runtime.txt").write_text("python-3.10\n")
+    result = cli.invoke(main, ["build", str(tmp_path), "--user-id", "0"], env=NO_ENGINE)
+    assert result.exit_code == 3 and error_lines(result) == ["Error: --user-id must be between 1000 and 60000 (not a system user), got 0"]
+    result = cli.invoke(main, ["run", str(tmp_path), "--env", "oops", "--", "true"], env=NO_ENGINE)
+    assert result.exit_code == 6 and "--env wants KEY=VALUE" in error_lines(result)[0]
+    result = cli.invoke(main, ["run", str(tmp_path), "--detach", "--", "true"], env=NO_ENGINE)
+    assert result.exit_code == 2 and "a command after -- runs attached" in result.stderr
+    result = cli.invoke(main, ["build", str(tmp_path), "--subdir", "../x"], env=NO_ENGINE)
+    assert result.exit_code == 2 and "--subdir wants a folder inside the repository" in error_lines(result)[0]

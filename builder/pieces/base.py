@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..facts import RepoFacts
+from ..pythons import PythonRequest
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,13 @@ class EnvFile:
 class RepoInstall:
     """An install that needs the whole repository, so it runs after the repo is copied."""
 
-    kind: Literal["requirements", "editable"]
+    kind: Literal["requirements", "editable", "local"]
     path: str  # relative to the repository root
 
     @property
     def args(self) -> tuple[str, ...]:
+        if self.kind == "local":
+            return ("./" + self.path if self.path != "." else ".",)
         return ("-r", self.path) if self.kind == "requirements" else ("-e", self.path)
 
 
@@ -40,8 +43,9 @@ class Contribution:
     repo_installs: tuple[RepoInstall, ...] = ()
     post_build: tuple[str, ...] = ()
     start: str | None = None
-    python_version: str | None = None
+    python: PythonRequest | None = None  # the Python the file asks for
     dockerfile: str | None = None
+    notes: tuple[str, ...] = ()  # lines for the build log
 
 
 class Piece:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import tomllib
+from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..pythons import PythonRequest, parse_version
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?$")
 _SAFE = re.compile(r"^[^\s;\\]+$")
@@ -18,8 +21,16 @@ def _check(value: str, where: str) -> str:
     return value
 
 
-def _requirement(name: str, spec: object, where: str) -> tuple[str | None, str | None]:
-    """One Pipfile or lock entry -> (requirement line, editable local path)."""
+@dataclass(frozen=True)
+class LocalPath:
+    """A `{path = ...}` entry: a folder of the repository, relative to the Pipfile's folder."""
+
+    path: str
+    editable: bool
+
+
+def _requirement(name: str, spec: object, where: str) -> tuple[str | None, LocalPath | None]:
+    """One Pipfile or lock entry -> (requirement line, local path)."""
     if not _NAME.match(name):
         raise ConfigError(f"{where}: {name!r} is not a package name")
     if spec == "*" or spec == "":
@@ -29,10 +40,7 @@ def _requirement(name: str, spec: object, where: str) -> tuple[str | None, str |
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: cannot read the entry for {name}")
     if "path" in spec:
-        path = _check(str(spec["path"]), where)
-        if path.startswith("/") or ".." in path.split("/"):
-            raise ConfigError(f"{where}: {name} points outside the repository ({path})")
-        return None, path
+        return None, LocalPath(_check(str(spec["path"]), where), bool(spec.get("editable")))
     extras = spec.get("extras") or []
     label = f"{name}[{','.join(_check(str(e), where) for e in extras)}]" if extras else name
     if "git" in spec:
@@ -47,27 +55,50 @@ def _requirement(name: str, spec: object, where: str) -> tuple[str | None, str |
     return line, None
 
 
-def pipfile_lock_requirements(text: str, where: str) -> tuple[list[str], list[str]]:
+def pipfile_lock_requirements(text: str, where: str) -> tuple[list[str], list[LocalPath]]:
+    """`default` and `develop` (repo2docker installs the dev packages too)."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{where} is not valid JSON: {err.msg} (line {err.lineno})") from None
-    return _collect(data.get("default", {}), where)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} is not a Pipfile.lock")
+    return _collect(_with_dev(_table(data, "default", where), _table(data, "develop", where)), where)
 
 
-def pipfile_requirements(text: str, where: str) -> tuple[list[str], list[str]]:
+def pipfile_requirements(text: str, where: str) -> tuple[list[str], list[LocalPath]]:
+    """`[packages]` and `[dev-packages]`; a name in both keeps the `[packages]` entry."""
     data = _toml(text, where)
-    return _collect(data.get("packages", {}), where)
+    return _collect(_with_dev(_table(data, "packages", where), _table(data, "dev-packages", where)), where)
 
 
-def pipfile_python(text: str, where: str) -> str | None:
-    version = _toml(text, where).get("requires", {}).get("python_version")
+def _with_dev(packages: dict, dev: dict) -> dict:
+    return {**packages, **{name: spec for name, spec in dev.items() if name not in packages}}
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    table = data.get(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{key}] is not a table of packages")
+    return table
+
+
+def repo_path(config_dir: str, path: str, where: str) -> str:
+    """A Pipfile path (relative to the Pipfile's folder) -> a path relative to the
+    repository root; it must stay inside the repository."""
+    joined = posixpath.normpath(posixpath.join(config_dir or ".", path))
+    if path.startswith("/") or joined == ".." or joined.startswith("../"):
+        raise ConfigError(f"{where}: path {path!r} points outside the repository")
+    return joined
+
+
+def pipfile_python(text: str, where: str) -> PythonRequest | None:
+    """`[requires] python_full_version` (3.X.Y) or `python_version` (3.X), as pipenv reads them."""
+    requires = _toml(text, where).get("requires", {})
+    version = requires.get("python_full_version") or requires.get("python_version")
     if version is None:
         return None
-    match = re.match(r"^(3\.\d+)", str(version))
-    if not match:
-        raise ConfigError(f"{where}: python_version {version!r} is not a Python 3 version")
-    return match.group(1)
+    return parse_version(str(version), where)
 
 
 def _toml(text: str, where: str) -> dict:
@@ -77,9 +108,9 @@ def _toml(text: str, where: str) -> dict:
         raise ConfigError(f"{where} is not valid TOML: {err}") from None
 
 
-def _collect(entries: dict, where: str) -> tuple[list[str], list[str]]:
+def _collect(entries: dict, where: str) -> tuple[list[str], list[LocalPath]]:
     lines: list[str] = []
-    editables: list[str] = []
+    editables: list[LocalPath] = []
     for name, spec in entries.items():
         line, path = _requirement(name, spec, where)
         if line:

@@ -7,21 +7,22 @@ import tomllib
 
 from ..errors import ConfigError, UnsupportedConfig
 from ..facts import RepoFacts
+from ..pythons import PythonRequest
 from .base import Contribution, EnvFile, Piece, RepoInstall
 
-_RUNTIME_PY = re.compile(r"^python-(3\.\d+)(?:\.\d+)?$")
+_RUNTIME_PY = re.compile(r"^python-(3(?:\.\d+){0,2})$")
 # Lines of a requirements file that refer to other files of the repository.
 _LOCAL_REF = re.compile(r"^(?:-r|--requirement|-c|--constraint|-e|--editable)\s*(?:\.|/|[^:\s]*$)|^\.{1,2}(?:/|$)|^file:")
 
 
-def parse_runtime(text: str, where: str = "runtime.txt") -> str:
-    """`python-3.X[.Y]` -> "3.X". R runtimes need CRAN, which is out of reach here."""
+def parse_runtime(text: str, where: str = "runtime.txt") -> PythonRequest:
+    """`python-3`, `python-3.X` or `python-3.X.Y`. R runtimes need CRAN, which is out of reach here."""
     line = text.strip()
     if match := _RUNTIME_PY.match(line):
-        return match.group(1)
+        return PythonRequest(match.group(1), where)
     if line.startswith("r-"):
         raise UnsupportedConfig(f"{where} asks for R ({line}), which needs CRAN; CRAN cannot be reached from this machine")
-    raise ConfigError(f"{where}: expected 'python-3.X', got {line[:60]!r}")
+    raise ConfigError(f"{where}: expected 'python-3', 'python-3.X' or 'python-3.X.Y', got {line[:60]!r}")
 
 
 def refers_to_repo(requirements: str) -> bool:
@@ -41,14 +42,16 @@ class RuntimePiece(Piece):
         return facts.has("runtime.txt")
 
     def contribute(self, facts: RepoFacts) -> Contribution:
-        return Contribution(python_version=parse_runtime(facts.text("runtime.txt"), facts.path("runtime.txt")))
+        return Contribution(python=parse_runtime(facts.text("runtime.txt"), facts.path("runtime.txt")))
 
 
 class RequirementsPiece(Piece):
     name = "requirements.txt"
 
     def detect(self, facts: RepoFacts) -> bool:
-        return facts.has("requirements.txt") and not facts.has("Pipfile")
+        return facts.has("requirements.txt") and not any(
+            facts.has(f) for f in ("Pipfile", "Pipfile.lock", "environment.yml", "environment.yaml")
+        )
 
     def contribute(self, facts: RepoFacts) -> Contribution:
         text = facts.text("requirements.txt")
@@ -59,12 +62,13 @@ class RequirementsPiece(Piece):
 
 class SetupPiece(Piece):
     """An installable project at the root (setup.py, or pyproject.toml with a build
-    system or a [project] table) is installed editable after the repository is copied."""
+    system or a [project] table) is installed editable after the repository is copied.
+    Not with a Pipfile: as with pipenv, the project is installed only if the Pipfile names it."""
 
     name = "setup.py"
 
     def detect(self, facts: RepoFacts) -> bool:
-        if facts.config_dir:
+        if facts.config_dir or facts.has("Pipfile") or facts.has("Pipfile.lock"):
             return False
         return facts.has("setup.py") or _installable_pyproject(facts.text("pyproject.toml"))
 
@@ -84,7 +88,8 @@ def _installable_pyproject(text: str) -> bool:
 
 class PipfilePiece(Piece):
     """Pipfile.lock (preferred) or Pipfile, turned into a requirements file for uv:
-    no pipenv needed in the image."""
+    no pipenv needed in the image. Dev packages are installed too; `{path = ...}`
+    entries are relative to the Pipfile's folder and installed after the copy."""
 
     name = "Pipfile"
 
@@ -92,13 +97,15 @@ class PipfilePiece(Piece):
         return facts.has("Pipfile") or facts.has("Pipfile.lock")
 
     def contribute(self, facts: RepoFacts) -> Contribution:
-        from .pipfile import pipfile_lock_requirements, pipfile_requirements, pipfile_python
+        from .pipfile import pipfile_lock_requirements, pipfile_python, pipfile_requirements, repo_path
 
-        if facts.has("Pipfile.lock"):
-            lines, editables = pipfile_lock_requirements(facts.text("Pipfile.lock"), facts.path("Pipfile.lock"))
-        else:
-            lines, editables = pipfile_requirements(facts.text("Pipfile"), facts.path("Pipfile"))
+        name = "Pipfile.lock" if facts.has("Pipfile.lock") else "Pipfile"
+        read = pipfile_lock_requirements if name == "Pipfile.lock" else pipfile_requirements
+        lines, locals_ = read(facts.text(name), facts.path(name))
         python = pipfile_python(facts.text("Pipfile"), facts.path("Pipfile")) if facts.has("Pipfile") else None
         env = (EnvFile("Pipfile.requirements.txt", "".join(f"{line}\n" for line in lines)),)
-        repo = tuple(RepoInstall("editable", path) for path in editables)
-        return Contribution(env_files=env, repo_installs=repo, python_version=python)
+        repo = tuple(
+            RepoInstall("editable" if p.editable else "local", repo_path(facts.config_dir, p.path, facts.path(name)))
+            for p in locals_
+        )
+        return Contribution(env_files=env, repo_installs=repo, python=python)

@@ -34,3 +34,27 @@ class AptPiece(Piece):
 
     def contribute(self, facts: RepoFacts) -> Contribution:
         return Contribution(apt_packages=parse_apt_txt(facts.text("apt.txt"), facts.path("apt.txt")))
+
+
+# Words in postBuild or start that mean the script runs Node.js tools.
+_NODE_WORDS = re.compile(r"(?<![\w.-])(node|nodejs|npm|npx|yarn|yarnpkg|jlpm)(?![\w-])")
+NODE_PACKAGES = ("nodejs", "npm")
+
+
+class NodePiece(Piece):
+    """Debian's nodejs and npm, when postBuild or start runs node, npm, npx, yarn or
+    jlpm (building a JupyterLab extension, `npm install -g`). The size they add is
+    measured in docs/benchmarks.md."""
+
+    name = "node.js"
+
+    def detect(self, facts: RepoFacts) -> bool:
+        return any(_NODE_WORDS.search(_code(facts.text(name))) for name in ("postBuild", "start"))
+
+    def contribute(self, facts: RepoFacts) -> Contribution:
+        return Contribution(apt_packages=NODE_PACKAGES)
+
+
+def _code(script: str) -> str:
+    """The script without its comment lines."""
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))

@@ -29,11 +29,6 @@ class UnreachableSource(Piece):
 
 UNSUPPORTED = (
     UnreachableSource(
-        ("environment.yml", "environment.yaml"),
-        "conda channels",
-        "list the packages in requirements.txt (PyPI names) and apt.txt instead",
-    ),
-    UnreachableSource(
         ("install.R", "DESCRIPTION"),
         "CRAN",
         "use Debian's r-cran-* packages in apt.txt instead",

@@ -21,13 +21,24 @@ def test_apt_txt_refuses_what_is_not_a_package(line):
         parse_apt_txt(line)
 
 
-def test_runtime_txt():
-    assert parse_runtime("python-3.11\n") == "3.11"
-    assert parse_runtime("python-3.12.1") == "3.12"
+@pytest.mark.parametrize(
+    "text,version,minor",
+    [("python-3.11\n", "3.11", "3.11"), ("python-3.12.1", "3.12.1", "3.12"), ("python-3", "3", None), (" python-3.9 \n", "3.9", "3.9")],
+)
+def test_runtime_txt_forms(text, version, minor):
+    request = parse_runtime(text, "binder/runtime.txt")
+    assert (request.version, request.minor, request.where) == (version, minor, "binder/runtime.txt")
+
+
+@pytest.mark.parametrize("text", ["python3", "python-2.7", "python-3.x", "python-3.11.2.1", "python-3.11; rm -rf /"])
+def test_runtime_txt_refuses_other_forms(text):
+    with pytest.raises(ConfigError, match="expected 'python-3', 'python-3.X' or 'python-3.X.Y'"):
+        parse_runtime(text)
+
+
+def test_runtime_txt_r_needs_cran():
     with pytest.raises(UnsupportedConfig, match="CRAN"):
         parse_runtime("r-4.3-2023-10-01")
-    with pytest.raises(ConfigError, match="expected 'python-3.X'"):
-        parse_runtime("python3")
 
 
 @pytest.mark.parametrize(
@@ -73,27 +84,58 @@ def test_pipfile_lock_pins_exact_versions_and_skips_requirements():
     assert not RequirementsPiece().detect(facts)
     part = PipfilePiece().contribute(facts)
     lines = part.env_files[0].content.splitlines()
-    assert lines == ["numpy==1.26.4", "requests[socks]==2.31.0 ; python_version >= '3.8'"]
+    assert lines == ["numpy==1.26.4", "requests[socks]==2.31.0 ; python_version >= '3.8'", "pytest==8.0.0"]
     assert part.repo_installs == (RepoInstall("editable", "."),)
-    assert part.python_version == "3.11"
+    assert part.python.version == "3.11" and part.python.where == "Pipfile"
 
 
 def test_pipfile_without_lock():
     pipfile = '[packages]\nnumpy = "*"\npandas = ">=2"\nlib = {git = "https://example.org/lib.git", ref = "v1"}\n[dev-packages]\npytest = "*"\n'
     part = PipfilePiece().contribute(RepoFacts("", {"Pipfile": pipfile}))
-    assert part.env_files[0].content.splitlines() == ["numpy", "pandas>=2", "lib @ git+https://example.org/lib.git@v1"]
+    assert part.env_files[0].content.splitlines() == ["numpy", "pandas>=2", "lib @ git+https://example.org/lib.git@v1", "pytest"]
+
+
+def test_pipfile_dev_package_named_in_both_keeps_the_packages_entry():
+    part = PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nnumpy = "==1.26"\n[dev-packages]\nnumpy = "*"\n'}))
+    assert part.env_files[0].content == "numpy==1.26\n"
+
+
+@pytest.mark.parametrize(
+    "config_dir,path,editable,expected",
+    [("", ".", True, RepoInstall("editable", ".")), (".binder", "..", True, RepoInstall("editable", ".")),
+     ("binder", "../pkg", False, RepoInstall("local", "pkg")), ("binder", ".", False, RepoInstall("local", "binder"))],
+)
+def test_pipfile_paths_are_relative_to_the_pipfiles_folder(config_dir, path, editable, expected):
+    entry = f'{{path = "{path}", editable = {str(editable).lower()}}}'
+    part = PipfilePiece().contribute(RepoFacts(config_dir, {"Pipfile": f"[packages]\nmine = {entry}\n"}))
+    assert part.repo_installs == (expected,)
+
+
+def test_local_install_arguments_never_read_as_package_names():
+    assert RepoInstall("local", "pkg").args == ("./pkg",) and RepoInstall("local", ".").args == (".",)
+
+
+def test_setup_py_is_installed_with_a_pipfile_only_when_named():
+    plain = RepoFacts("", {"Pipfile": '[packages]\nnumpy = "*"\n', "setup.py": ""})
+    assert [p.name for p in PIECES if p.detect(plain)] == ["Pipfile"]
+    lock_only = RepoFacts("", {"Pipfile.lock": "{}", "requirements.txt": "x", "setup.py": ""})
+    assert [p.name for p in PIECES if p.detect(lock_only)] == ["Pipfile"]
 
 
 def test_pipfile_refuses_paths_outside_and_shell_characters():
     with pytest.raises(ConfigError, match="outside"):
         PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nx = {path = "../other"}\n'}))
+    with pytest.raises(ConfigError, match="outside"):
+        PipfilePiece().contribute(RepoFacts(".binder", {"Pipfile": '[packages]\nx = {path = "../.."}\n'}))
+    with pytest.raises(ConfigError, match="outside"):
+        PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nx = {path = "/etc"}\n'}))
     with pytest.raises(ConfigError, match="unexpected characters"):
         PipfilePiece().contribute(RepoFacts("", {"Pipfile": '[packages]\nx = "==1; id"\n'}))
 
 
 @pytest.mark.parametrize(
     "name,needs",
-    [("environment.yml", "conda channels"), ("install.R", "CRAN"), ("Project.toml", "Julia"), ("default.nix", "Nix")],
+    [("install.R", "CRAN"), ("Project.toml", "Julia"), ("default.nix", "Nix")],
 )
 def test_unreachable_sources_name_the_file_and_why(name, needs):
     facts = RepoFacts("binder", {name: "x", "requirements.txt": "numpy"})

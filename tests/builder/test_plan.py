@@ -39,9 +39,22 @@ def test_default_python_is_the_bases_python3():
     assert plan(RepoFacts("", {}), BASE).python.version == "3.11"
 
 
-def test_missing_python_version_lists_what_the_base_has():
-    with pytest.raises(ConfigError, match=r"Python 3\.8 was asked for.*has Python 3\.11, 3\.12"):
-        plan(RepoFacts("", {"runtime.txt": "python-3.8"}), BASE)
+def test_missing_python_version_builds_with_the_nearest_newer_and_warns_once():
+    p = plan(RepoFacts("", {"runtime.txt": "python-3.8"}), BASE)
+    assert p.python.version == "3.11" and p.python_requested.version == "3.8"
+    warnings = [n for n in p.notes if n.startswith("warning:")]
+    assert warnings == ["warning: Python 3.8 (runtime.txt) was asked for; building with Python 3.11, "
+                        "the nearest newer one available (--exact-python refuses instead)"]
+
+
+def test_exact_python_refuses_and_lists_what_the_base_has():
+    with pytest.raises(ConfigError, match=r"Python 3\.8 \(runtime.txt\) was asked for.*has Python 3\.11, 3\.12 and --exact-python"):
+        plan(RepoFacts("", {"runtime.txt": "python-3.8"}), BASE, BuildOptions(base_image="base:1", exact_python=True))
+
+
+def test_newer_than_the_base_has_is_refused():
+    with pytest.raises(ConfigError, match=r"3\.14.*has no newer one.*3\.9 \(bullseye\), 3\.11 \(bookworm\), 3\.13 \(trixie\)"):
+        plan(RepoFacts("", {"runtime.txt": "python-3.14"}), BASE)
 
 
 def test_own_dockerfile_wins_and_other_files_are_noted():
@@ -51,8 +64,8 @@ def test_own_dockerfile_wins_and_other_files_are_noted():
 
 
 def test_unreachable_file_stops_the_plan():
-    with pytest.raises(UnsupportedConfig, match="environment.yml needs conda"):
-        plan(RepoFacts("", {"environment.yml": "x", "requirements.txt": "y"}), BASE)
+    with pytest.raises(UnsupportedConfig, match="install.R needs CRAN"):
+        plan(RepoFacts("", {"install.R": "x", "requirements.txt": "y"}), BASE)
 
 
 def test_empty_repository_still_gets_jupyterlab():

@@ -5,12 +5,14 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 \
     NB_USER=jovyan NB_UID=1000 HOME=/home/jovyan REPO_DIR=/home/jovyan \
     VIRTUAL_ENV=/srv/dsbuild/venv \
-    PATH=/srv/dsbuild/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    PYTHONUNBUFFERED=1
+    PATH=/home/jovyan/.local/bin:/srv/dsbuild/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONUNBUFFERED=1 \
+    SSL_CERT_FILE=/srv/dsbuild/ca-certificates.crt PIP_CERT=/srv/dsbuild/ca-certificates.crt \
+    REQUESTS_CA_BUNDLE=/srv/dsbuild/ca-certificates.crt NODE_EXTRA_CA_CERTS=/srv/dsbuild/ca-certificates.crt
 USER root
 RUN if ! getent passwd 1000 >/dev/null; then \
       (getent group 1000 >/dev/null || groupadd --gid 1000 jovyan) \
-      && useradd --no-log-init --create-home --uid 1000 --gid 1000 --shell /bin/bash jovyan; \
+      && useradd --no-log-init --create-home --home-dir /home/jovyan --uid 1000 --gid 1000 --shell /bin/bash jovyan; \
     fi \
  && mkdir -p /srv/dsbuild/env /home/jovyan \
  && chown 1000:1000 /srv/dsbuild /srv/dsbuild/env /home/jovyan
@@ -20,6 +22,15 @@ CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser"]
 EXPOSE 8888
 WORKDIR /home/jovyan
 
+# dsbuild-phase: notebook settings
+RUN --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
+    --mount=type=bind,source=.dsbuild/notebook,target=/etc/dsbuild/notebook \
+    install -d /etc/uv \
+ && install -m 644 /etc/dsbuild/notebook/pip.conf /etc/pip.conf \
+ && install -m 644 /etc/dsbuild/notebook/uv.toml /etc/uv/uv.toml \
+ && if [ -s /etc/dsbuild/ca.crt ]; then install -m 644 /etc/dsbuild/ca.crt /srv/dsbuild/ca-certificates.crt; \
+    else ln -s /etc/ssl/certs/ca-certificates.crt /srv/dsbuild/ca-certificates.crt; fi
+
 # dsbuild-phase: jupyter
 USER 1000
 RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
@@ -27,8 +38,9 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
     . /etc/dsbuild/build.env \
- && uv venv --python /usr/bin/python3.11 /srv/dsbuild/venv \
+ && uv venv --system-site-packages --python /usr/bin/python3.11 /srv/dsbuild/venv \
  && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
+ && install -m 755 /tmp/dsbuild/bin/uv /srv/dsbuild/venv/bin/uv \
  && mkdir -p /srv/dsbuild/venv/share/jupyter/lab/settings \
  && echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
       > /srv/dsbuild/venv/share/jupyter/lab/settings/overrides.json

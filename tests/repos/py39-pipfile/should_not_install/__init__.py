@@ -1,0 +1,1 @@
+"""Installed only if the Pipfile names the local package."""
