@@ -21,12 +21,14 @@ from .engine import DockerEngine
 from .errors import BuildFailed, ConfigError
 from .facts import scan
 from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
-from .host import HostSettings
+from .dockerfile_check import check_repo_dockerfile
+from .host import INDEX_SECRET, HostSettings, index_secret
+from .limits import BuildPolicy
 from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
-from .render import dsbuild_version, render_dockerfile, templates_digest
+from .render import dsbuild_version, render_dockerfile, source_cache_scope, templates_digest
 from .source import GitSource, Source, image_name, validate_image_ref
 
 LABEL_PREFIX = "io.dsbuild."
@@ -48,6 +50,7 @@ class BuildRequest:
     no_cache: bool = False
     registry: Registry | None = None  # names the image HOST:PORT/name:tag
     push: bool = False
+    policy: BuildPolicy = BuildPolicy()  # deadline, limits, cache sharing (limits.py)
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,9 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     resolved = target.resolved
     if isinstance(request.source, GitSource):
         yield Status("fetching", f"fetching {resolved.commit}")
-        GitFetcher(cache_dir() / "git").export(resolved, tmp)
-        repo = tmp
+        repo = tmp / "repo"
+        repo.mkdir()
+        GitFetcher(cache_dir() / "git").export(resolved, repo)
     else:
         repo = request.source.path
     the_plan = plan(scan(repo), base_facts(engine, request.options.base_image), request.options)
@@ -173,16 +177,23 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
+    policy, secrets = request.policy, {}
     if the_plan.dockerfile:
+        if not policy.dockerfile_mounts:
+            check_repo_dockerfile((repo / the_plan.dockerfile).read_text(errors="replace"), the_plan.dockerfile)
         sync_tree(repo, folder / "repo")
         context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
     else:
-        rendered = render_dockerfile(the_plan)
+        scope = "" if policy.shared_cache else source_cache_scope(labels["org.opencontainers.image.source"])
+        rendered = render_dockerfile(the_plan, scope, policy.cgroup_limits)
         dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
         context, phases = folder, rendered.phases
+        (tmp / "secrets").mkdir(mode=0o700)
+        secrets = {INDEX_SECRET: tmp / "secrets" / INDEX_SECRET}
+        secrets[INDEX_SECRET].write_text(index_secret(request.host))
     yield Status("building", f"building {target.ref}")
     finished = None
-    for event in engine.build(context, dockerfile, phases, labels, request.no_cache):
+    for event in engine.build(context, dockerfile, phases, labels, request.no_cache, policy, secrets):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:
