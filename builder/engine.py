@@ -68,6 +68,16 @@ class DockerEngine:
     def tag(self, image_id: str, ref: str) -> None:
         self._run("tag", image_id, ref)
 
+    def image_refs(self, filters: Sequence[str] = ()) -> list[str]:
+        """NAME:TAG of the images matching `docker images --filter` expressions."""
+        args = ["images", "--format", "{{.Repository}}:{{.Tag}}"] + [f"--filter={f}" for f in filters]
+        done = self._run(*args, check=False)
+        return [line for line in done.stdout.decode().splitlines() if line and "<none>" not in line]
+
+    def remove_unused_image(self, ref: str) -> bool:
+        """Untag/remove an image unless a container uses it (no --force)."""
+        return self._run("image", "rm", "--", ref, check=False).returncode == 0
+
     def remove_image(self, ref: str) -> None:
         self._run("image", "rm", "--force", "--", ref, check=False)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SourceError
+from .gc import mark_used
 from .gitenv import GitLimits, run_git
 from .source import GitSource, LocalSource, Source, is_sha
 
@@ -135,6 +136,7 @@ class GitFetcher:
             path.mkdir(parents=True, exist_ok=True)
             _git("init", "--bare", "--quiet", "--template=", str(path))
             _git("remote", "add", "origin", "--", url, cwd=path)
+        mark_used(path)
         return path
 
     def _fetch(self, mirror: Path, sha: str) -> None:

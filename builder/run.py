@@ -18,6 +18,11 @@ _MEMORY = re.compile(r"^\d+(\.\d+)?[bkmgBKMG]?$")
 _GPUS = re.compile(r"^(all|\d+|device=[0-9,]+)$")
 CONTAINER_PORT = 8888
 RUN_LABEL = "io.dsbuild.run"
+RUN_USER = "1000:1000"  # also for a repository's own Dockerfile, whatever its USER says
+RUN_PIDS_LIMIT = 1024
+# No root, no privilege gain through setuid files, no capabilities, bounded processes.
+HARDENING = ("--user", RUN_USER, "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
+             "--pids-limit", str(RUN_PIDS_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def free_port() -> int:
 
 def docker_run_args(image: str, options: RunOptions, port: int) -> list[str]:
     """Arguments for `docker run --detach` (pure)."""
-    args = ["--init", "--label", f"{RUN_LABEL}=1", "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
+    args = ["--init", "--label", f"{RUN_LABEL}=1", *HARDENING, "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
     args += ["--env", "JUPYTER_TOKEN"]  # the value comes from the environment, not argv
     for volume in options.volumes:
         args += ["--volume", volume.arg]

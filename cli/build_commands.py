@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.fetch import GitFetcher
 from dsbuild.builder.host import read_host_settings
+from dsbuild.builder.limits import BuildPolicy
 from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, PythonInstall, plan
 from dsbuild.builder.render import render_dockerfile
 from dsbuild.builder.run import RunOptions, Volume, start_server
@@ -68,6 +70,11 @@ def build_options(command):
             ),
             click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
             click.option("--push", is_flag=True, help="Push the image to --registry after building."),
+            click.option("--build-timeout", type=click.IntRange(min=1), default=3600, show_default=True,
+                         help="Seconds the build may take; then it is cancelled and nothing is tagged."),
+            click.option("--trusted", is_flag=True,
+                         help="The repository is trusted: no build limits, one package cache shared with other "
+                              "repositories, RUN --mount allowed in its Dockerfile (docs/security.md)."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
         ]
     ):
@@ -75,9 +82,11 @@ def build_options(command):
     return command
 
 
-def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push) -> BuildRequest:
+def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push,
+             build_timeout=3600, trusted=False) -> BuildRequest:
     if push and not registry:
         raise UsageError("--push needs --registry HOST:PORT")
+    policy = replace(BuildPolicy.trusted(), deadline=build_timeout) if trusted else BuildPolicy(deadline=build_timeout)
     return BuildRequest(
         source=parse_source(repo, ref),
         options=BuildOptions(base_image=base_image, locked=locked, as_of=as_of),
@@ -87,6 +96,7 @@ def _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_
         no_cache=no_cache,
         registry=Registry(registry) if registry else None,
         push=push,
+        policy=policy,
     )
 
 
@@ -150,14 +160,16 @@ def _inspect_base(base_image: str) -> BaseFacts:
 @source_options
 @build_options
 @user_errors
-def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet):
+def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push,
+                  build_timeout, trusted, quiet):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
     Skipped when that tag already exists (built with the same options), or when
     --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push,
+                       build_timeout, trusted)
     result = _build(request, quiet)
     click.echo(result.image)
 
@@ -174,8 +186,8 @@ def build_command(repo, ref, base_image, image_name, force, no_cache, ca_cert, i
 @click.option("--timeout", default=90, show_default=True, help="Seconds to wait for JupyterLab to answer.")
 @user_errors
 def run_command(
-    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push, quiet,
-    port, volumes, cpus, memory, gpus, detach, timeout,
+    repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push,
+    build_timeout, trusted, quiet, port, volumes, cpus, memory, gpus, detach, timeout,
 ):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
@@ -184,7 +196,8 @@ def run_command(
     `docker rm -f CONTAINER`.
     """
     options = RunOptions(port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus)
-    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push)
+    request = _request(repo, ref, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, registry, push,
+                       build_timeout, trusted)
     result = _build(request, quiet)
     engine = DockerEngine()
     if result.skipped and engine.inspect_image(result.image) is None:

@@ -21,7 +21,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import build_commands, repro_commands  # noqa: F401  (add their commands to main)
+    from . import build_commands, gc_commands, repro_commands  # noqa: F401  (add their commands to main)
 
     from dsbuild.launch.cli import register  # adds `serve`, and `up`/`down`/`status` to `hub`
     from dsbuild.spawner.cli import hub  # imports neither JupyterHub nor KubeSpawner
