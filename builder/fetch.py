@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SourceError
 from .gc import mark_used
-from .gitenv import GitLimits, run_git
+from .gitenv import GitFailed, GitLimits, run_git
 from .source import GitSource, LocalSource, Source, is_sha
 
 
@@ -143,11 +144,16 @@ class GitFetcher:
         """A shallow fetch of the one commit where the server allows it (full shas only);
         otherwise all branches and tags, among which the commit must then be."""
         bounded = {"cwd": mirror, "limits": self.limits, "network": True, "watch": mirror}
-        if len(sha) == 40:
-            shallow = _git("fetch", "--quiet", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
-            if shallow.returncode == 0:
-                return
-        _git("fetch", "--quiet", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
+        try:
+            if len(sha) == 40:
+                shallow = _git("fetch", "--quiet", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
+                if shallow.returncode == 0:
+                    return
+            _git("fetch", "--quiet", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
+        except GitFailed as err:
+            if err.too_large:  # a half-fetched huge repository is not kept
+                shutil.rmtree(mirror, ignore_errors=True)
+            raise
 
     def _resolve_sha(self, url: str, sha: str) -> str | None:
         """A commit that no branch or tag names: fetch, then ask the mirror."""

@@ -109,9 +109,10 @@ def describe_failure(stderr: str) -> str:
 class GitFailed(SourceError):
     """A git command failed; str() is a fixed sentence, `detail` git's output (for logs)."""
 
-    def __init__(self, message: str, detail: str = ""):
+    def __init__(self, message: str, detail: str = "", too_large: bool = False):
         super().__init__(message)
         self.detail = detail
+        self.too_large = too_large
 
 
 def _dir_bytes(path: Path) -> int:
@@ -184,9 +185,11 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
             process.wait()
     reader.join(5)
     err = b"".join(stderr_chunks).decode(errors="replace")
+    if not stopped and watch is not None and _dir_bytes(watch) - start_size > limits.max_fetch_bytes:
+        stopped.append(f"the repository is larger than {limits.max_fetch_bytes // 2**20} MiB")
     if stopped:
         log.info("git %s stopped: %s", args[0], stopped[0])
-        raise GitFailed(stopped[0], err)
+        raise GitFailed(stopped[0], err, too_large="larger than" in stopped[0])
     if check and code != 0:
         log.info("git %s failed (%s): %s", args[0], code, err.strip()[-2000:])
         raise GitFailed(describe_failure(err), err)

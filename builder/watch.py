@@ -16,6 +16,10 @@ from .limits import BuildPolicy
 MAX_LINE = 16 * 1024  # longer lines are cut (BuildKit already splits a step's output into lines)
 
 
+def _size(n: int) -> str:
+    return f"{n // 2**20} MiB" if n >= 2**20 else f"{n // 1024} KiB"
+
+
 class BuildStopped(BuildFailed):
     """dsbuild cancelled the build: it ran past its deadline or printed too much."""
 
@@ -45,7 +49,7 @@ class BuildWatch:
         while raw := stream.readline(MAX_LINE):
             seen += len(raw)
             if budget is not None and seen > budget:
-                self._stop(f"the build printed more than {budget // 2**20} MiB of output")
+                self._stop(f"the build printed more than {_size(budget)} of output")
                 return
             yield raw.decode(errors="replace").rstrip("\n")
 
