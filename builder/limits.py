@@ -136,7 +136,10 @@ def limited_steps(phases: tuple[str, ...]) -> frozenset[int]:
 
 LIMITS_SCRIPT = f"""#!/bin/sh
 # dsbuild: say which cgroup this build step runs in, then wait until dsbuild (on the host)
-# has put the build's limits on it. Runs before any of the repository's code.
+# has put the build's limits on it. Runs before any of the repository's code in this step;
+# an earlier step may have put look-alike commands on PATH, so PATH is the system's only.
+PATH=/usr/bin:/bin
+export PATH
 cg=$(sed -n 's/^[0-9]*:pids:\\(.*\\)$/\\1/p' /proc/self/cgroup)
 [ -n "$cg" ] || cg=$(sed -n 's/^0::\\(.*\\)$/\\1/p' /proc/self/cgroup)
 echo "{MARKER} $cg"
