@@ -15,6 +15,7 @@ from typing import Iterator
 import uv
 
 from .host import HostSettings, build_env, notebook_config
+from .limits import LIMITS_SCRIPT
 from .plan import BuildPlan
 from .render import Dockerfile, render_entrypoint
 
@@ -95,6 +96,7 @@ def stage_context(folder: Path, repo: Path, plan: BuildPlan, dockerfile: Dockerf
     for env_file in plan.env_files:
         write_if_changed(env / env_file.name, env_file.content.encode())
     _link_uv(own / "bin" / "uv")
+    write_if_changed(own / "bin" / "limits.sh", LIMITS_SCRIPT.encode(), 0o755)
     ca = host.ca_bundle.read_bytes() if host.ca_bundle else b""
     write_if_changed(own / "ca.crt", ca)
     write_if_changed(own / "build.env", build_env(host).encode())

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
 from .errors import BuildFailed, EngineUnavailable, RunFailed
+from .image_files import DEFAULT_MAX_BYTES, read_image_file
+from .limits import BuildPolicy, CgroupLimiter, limited_steps
 from .progress import BuildEvent, BuildFinished, ProgressParser, StepFailed
+from .watch import BuildWatch
 
 # Debian's docker CLI builds with BuildKit when DOCKER_BUILDKIT=1 (no buildx plugin needed).
 PREFERRED_CLI = ("/usr/bin/docker",)
@@ -66,6 +69,16 @@ class DockerEngine:
     def tag(self, image_id: str, ref: str) -> None:
         self._run("tag", image_id, ref)
 
+    def image_refs(self, filters: Sequence[str] = ()) -> list[str]:
+        """NAME:TAG of the images matching `docker images --filter` expressions."""
+        args = ["images", "--format", "{{.Repository}}:{{.Tag}}"] + [f"--filter={f}" for f in filters]
+        done = self._run(*args, check=False)
+        return [line for line in done.stdout.decode().splitlines() if line and "<none>" not in line]
+
+    def remove_unused_image(self, ref: str) -> bool:
+        """Untag/remove an image unless a container uses it (no --force)."""
+        return self._run("image", "rm", "--", ref, check=False).returncode == 0
+
     def remove_image(self, ref: str) -> None:
         self._run("image", "rm", "--force", "--", ref, check=False)
 
@@ -76,30 +89,38 @@ class DockerEngine:
         phases: Sequence[str],
         labels: Mapping[str, str] = {},
         no_cache: bool = False,
+        policy: BuildPolicy = BuildPolicy(),
+        secrets: Mapping[str, Path] = {},
     ) -> Iterator[BuildEvent]:
         """Build without tagging; yields progress and ends with BuildFinished(image_id).
-        A failed build raises BuildFailed and leaves no image behind."""
+        A failed, timed-out or abandoned build is cancelled (the client is killed, so
+        BuildKit cancels the running step) and leaves no image behind."""
         parser = ProgressParser(tuple(phases))
+        limiter = CgroupLimiter(policy, limited_steps(tuple(phases))) if policy.cgroup_limits and phases else None
         with tempfile.TemporaryDirectory(prefix="dsbuild-") as tmp:
             iidfile = Path(tmp) / "iid"
             args = [self.cli, "build", "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile)]
             args += [f"--label={key}={value}" for key, value in labels.items()]
+            args += [f"--secret=id={name},src={path}" for name, path in secrets.items()]
             if no_cache:
                 args.append("--no-cache")
             args.append(str(context))
             process = subprocess.Popen(args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            watch = BuildWatch(process, policy)
             failure: StepFailed | None = None
             tail: list[str] = []
             try:
-                for raw in _lines(process.stdout):
+                for raw in watch.lines():
                     tail = (tail + [raw])[-15:]
+                    if limiter is not None:
+                        limiter.feed(raw, parser.step_of)
                     for event in parser.feed(raw):
                         failure = event if isinstance(event, StepFailed) else failure
                         yield event
             finally:
-                if process.poll() is None:
-                    process.kill()
+                watch.stop()
                 code = process.wait()
+            watch.raise_if_stopped()
             if code != 0 or not iidfile.exists():
                 raise _build_error(failure, tail)
             image_id = iidfile.read_text().strip()
@@ -129,10 +150,11 @@ class DockerEngine:
         if done.returncode != 0:
             raise BuildFailed(f"pushing {ref} failed: {_last_line(done.stderr)}")
 
-    def read_file(self, image: str, path: str) -> str | None:
-        """A text file from inside an image, without starting its entrypoint or network."""
-        done = self.exec_run(image, [path], entrypoint="cat")
-        return done.stdout.decode() if done.returncode == 0 else None
+    def read_file(self, image: str, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str | None:
+        """A text file from inside an image, read without running anything in it
+        (`docker create` + `docker cp`, at most `max_bytes`; see image_files.py)."""
+        found = read_image_file(self.cli, self.env, image, path, max_bytes)
+        return None if found is None else found.text()
 
     # Containers
 
@@ -190,12 +212,6 @@ class DockerEngine:
         if done.returncode != 0:
             raise EngineUnavailable(f"docker import failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
-
-
-def _lines(stream: IO[bytes] | None) -> Iterator[str]:
-    assert stream is not None
-    for raw in iter(stream.readline, b""):
-        yield raw.decode(errors="replace").rstrip("\n")
 
 
 def _last_line(data: bytes) -> str:

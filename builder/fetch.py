@@ -5,18 +5,19 @@ git is always called with an argument list (never a shell) and `--` before URLs 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SourceError
+from .gc import mark_used
+from .gitenv import GitFailed, GitLimits, run_git
 from .source import GitSource, LocalSource, Source, is_sha
-
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,10 @@ def public_url(url: str) -> str:
     return url
 
 
-def _git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, **GIT_ENV}
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, check=check, timeout=600)
-    except FileNotFoundError:
-        raise SourceError("git is not installed; install it (apt-get install git)") from None
-    except subprocess.CalledProcessError as err:
-        last = (err.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise SourceError(last[-1] if last else f"git {args[0]} failed") from None
+def _git(*args: str, cwd: Path | None = None, check: bool = True, limits: GitLimits = GitLimits(),
+         network: bool = False, watch: Path | None = None) -> subprocess.CompletedProcess:
+    """git, isolated from the operator's configuration and bounded (gitenv.py)."""
+    return run_git(args, limits, cwd=cwd, network=network, watch=watch, check=check)
 
 
 def pick_ref(listing: str, ref: str | None) -> str | None:
@@ -70,8 +66,9 @@ def pick_ref(listing: str, ref: str | None) -> str | None:
 class GitFetcher:
     """Keeps one bare mirror per URL under `cache_dir`, so later fetches are incremental."""
 
-    def __init__(self, cache_dir: Path):
+    def __init__(self, cache_dir: Path, limits: GitLimits = GitLimits()):
         self.cache_dir = cache_dir
+        self.limits = limits
 
     def resolve(self, source: GitSource) -> Resolved:
         listing = self._ls_remote(source.url)
@@ -87,38 +84,50 @@ class GitFetcher:
     def export(self, resolved: Resolved, dest: Path) -> None:
         """Write the files of the resolved commit into the empty folder `dest` (no .git)."""
         assert isinstance(resolved.source, GitSource) and resolved.commit
-        mirror = self._mirror(resolved.source.url)
-        if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
-            self._fetch(mirror, resolved.commit)
-        archive = _git("archive", "--format=tar", resolved.commit, cwd=mirror).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(dest, filter="data")
+        mirror = self._fetched(resolved)
+        files, size = self._tree_stats(mirror, resolved.commit)
+        if files > self.limits.max_files:
+            raise SourceError(f"the repository has {files} files at this commit, more than this builder takes ({self.limits.max_files})")
+        if size > self.limits.max_tree_bytes:
+            raise SourceError(f"the repository holds {size // 2**20} MiB of files, more than this builder takes "
+                              f"({self.limits.max_tree_bytes // 2**20} MiB)")
+        with tempfile.TemporaryDirectory(prefix="dsbuild-archive-") as tmp:
+            archive = Path(tmp) / "tree.tar"
+            _git("archive", "--format=tar", f"--output={archive}", resolved.commit, cwd=mirror, limits=self.limits)
+            with tarfile.open(archive) as tar:
+                tar.extractall(dest, filter="data")
 
-    def commit_date(self, resolved: Resolved) -> str:
+    def _fetched(self, resolved: Resolved) -> Path:
         assert isinstance(resolved.source, GitSource) and resolved.commit
         mirror = self._mirror(resolved.source.url)
         if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
             self._fetch(mirror, resolved.commit)
-        return _git("show", "-s", "--format=%cI", resolved.commit, cwd=mirror).stdout.decode().strip()
+        return mirror
+
+    def _tree_stats(self, mirror: Path, commit: str) -> tuple[int, int]:
+        """(files, bytes) in a commit's tree, from `git ls-tree` (output capped)."""
+        listing = _git("ls-tree", "-r", "-l", "-z", commit, cwd=mirror, limits=self.limits).stdout.decode(errors="replace")
+        files = total = 0
+        for entry in listing.split("\0"):
+            fields = entry.split("\t", 1)[0].split()
+            if len(fields) == 4:
+                files += 1
+                total += int(fields[3]) if fields[3].isdigit() else 0
+        return files, total
+
+    def commit_date(self, resolved: Resolved) -> str:
+        mirror = self._fetched(resolved)
+        return _git("show", "-s", "--format=%cI", resolved.commit or "", cwd=mirror).stdout.decode().strip()
 
     def tree_size(self, resolved: Resolved) -> int:
         """Bytes in the files of the resolved commit (fetched into the mirror when needed),
         so a service can refuse a repository that is too large before building it."""
-        assert isinstance(resolved.source, GitSource) and resolved.commit
-        mirror = self._mirror(resolved.source.url)
-        if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
-            self._fetch(mirror, resolved.commit)
-        listing = _git("ls-tree", "-r", "-l", "-z", resolved.commit, cwd=mirror).stdout.decode(errors="replace")
-        total = 0
-        for entry in listing.split("\0"):
-            fields = entry.split("\t", 1)[0].split()
-            if len(fields) == 4 and fields[3].isdigit():
-                total += int(fields[3])
-        return total
+        assert resolved.commit
+        return self._tree_stats(self._fetched(resolved), resolved.commit)[1]
 
     def _ls_remote(self, url: str) -> str:
         try:
-            return _git("ls-remote", "--", url).stdout.decode()
+            return _git("ls-remote", "--", url, limits=self.limits, network=True).stdout.decode(errors="replace")
         except SourceError as err:
             raise SourceError(f"cannot read repository {public_url(url)}: {err}") from None
 
@@ -126,18 +135,25 @@ class GitFetcher:
         path = self.cache_dir / hashlib.sha256(url.encode()).hexdigest()[:24]
         if not (path / "HEAD").exists():
             path.mkdir(parents=True, exist_ok=True)
-            _git("init", "--bare", "--quiet", str(path))
+            _git("init", "--bare", "--quiet", "--template=", str(path))
             _git("remote", "add", "origin", "--", url, cwd=path)
+        mark_used(path)
         return path
 
     def _fetch(self, mirror: Path, sha: str) -> None:
         """A shallow fetch of the one commit where the server allows it (full shas only);
         otherwise all branches and tags, among which the commit must then be."""
-        if len(sha) == 40:
-            shallow = _git("fetch", "--quiet", "--depth=1", "origin", "--", sha, cwd=mirror, check=False)
-            if shallow.returncode == 0:
-                return
-        _git("fetch", "--quiet", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", cwd=mirror)
+        bounded = {"cwd": mirror, "limits": self.limits, "network": True, "watch": mirror}
+        try:
+            if len(sha) == 40:
+                shallow = _git("fetch", "--quiet", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
+                if shallow.returncode == 0:
+                    return
+            _git("fetch", "--quiet", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
+        except GitFailed as err:
+            if err.too_large:  # a half-fetched huge repository is not kept
+                shutil.rmtree(mirror, ignore_errors=True)
+            raise
 
     def _resolve_sha(self, url: str, sha: str) -> str | None:
         """A commit that no branch or tag names: fetch, then ask the mirror."""

@@ -108,9 +108,36 @@ def read_host_settings(ca_cert: Path | None = None, index_url: str | None = None
 CA_IN_BUILD = "/etc/dsbuild/ca.crt"
 
 
+def without_credentials(url: str) -> str:
+    """The URL with any user:password@ removed: an image or a log never holds credentials."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def has_credentials(settings: HostSettings) -> bool:
+    return any(without_credentials(u) != u for u in (settings.index_url or "", *settings.extra_index_urls))
+
+
+def _index_exports(index_url: str | None, extra: Sequence[str]) -> list[str]:
+    lines = []
+    if index_url:
+        q = shlex.quote(index_url)
+        lines.append(f"export UV_INDEX_URL={q} PIP_INDEX_URL={q}")
+    if extra:
+        q = shlex.quote(" ".join(extra))
+        lines.append(f"export UV_EXTRA_INDEX_URL={q} PIP_EXTRA_INDEX_URL={q}")
+    return lines
+
+
 def build_env(settings: HostSettings) -> str:
-    """The shell file sourced by every install step of the build (bind-mounted, never
-    stored in a layer). Values are shell-quoted."""
+    """The shell file sourced by every step of the build that uses Python tools (bind-
+    mounted, never stored in a layer). Values are shell-quoted. The index URLs here have
+    no credentials: this file is mounted into postBuild too (index_secret has the rest)."""
     lines = [
         "export PATH=/tmp/dsbuild/bin:$PATH",
         "export UV_CACHE_DIR=/tmp/dsbuild-uv-cache UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1",
@@ -119,26 +146,23 @@ def build_env(settings: HostSettings) -> str:
     if settings.ca_bundle is not None:
         for var in ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "NODE_EXTRA_CA_CERTS"):
             lines.append(f"export {var}={CA_IN_BUILD}")
-    if settings.index_url:
-        q = shlex.quote(settings.index_url)
-        lines.append(f"export UV_INDEX_URL={q} PIP_INDEX_URL={q}")
-    if settings.extra_index_urls:
-        q = shlex.quote(" ".join(settings.extra_index_urls))
-        lines.append(f"export UV_EXTRA_INDEX_URL={q} PIP_EXTRA_INDEX_URL={q}")
+    index = without_credentials(settings.index_url) if settings.index_url else None
+    lines += _index_exports(index, [without_credentials(u) for u in settings.extra_index_urls])
     if settings.python_install_mirror:
         lines.append(f"export UV_PYTHON_INSTALL_MIRROR={shlex.quote(settings.python_install_mirror)}")
     return "\n".join(lines) + "\n"
 
 
+INDEX_SECRET = "dsbuild-index"
+
+
+def index_secret(settings: HostSettings) -> str:
+    """The BuildKit secret `dsbuild-index`: the index URLs as given (credentials included),
+    mounted only into the install steps (jupyter, dependencies, repository installs)."""
+    return "\n".join(["# dsbuild package index settings", *_index_exports(settings.index_url, settings.extra_index_urls)]) + "\n"
+
+
 CA_IN_IMAGE = "/srv/dsbuild/ca-certificates.crt"
-
-
-def without_credentials(url: str) -> str:
-    """The URL with any user:password@ removed: an image never holds credentials."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def notebook_config(settings: HostSettings) -> dict[str, str]:

@@ -73,6 +73,10 @@ class ProgressParser:
     def phase(self, step: int) -> str:
         return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
 
+    def step_of(self, vertex: int) -> int | None:
+        """The step number of a vertex, once its `[k/N]` line was read."""
+        return self._steps.get(vertex)
+
     def feed(self, line: str) -> list[BuildEvent]:
         match = _VERTEX.match(line.rstrip("\n"))
         if not match:

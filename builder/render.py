@@ -48,15 +48,21 @@ def step_phases(text: str) -> tuple[str, ...]:
     return tuple(phases)
 
 
-def render_dockerfile(plan: BuildPlan) -> Dockerfile:
+def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = False) -> Dockerfile:
+    """`source_scope` names the package cache of the steps that run the repository's code
+    (names.source_hash); "" shares one per base image. `limits`: those steps wait
+    for dsbuild's cgroup limits before running anything (limits.py)."""
     if plan.dockerfile:
         raise ValueError("the repository's own Dockerfile is not rendered")
     for spec in plan.jupyter_packages:
         if not _PACKAGE_SPEC.match(spec):
             raise ConfigError(f"not a package requirement: {spec!r}")
     scope = hashlib.sha256(plan.base_image.encode()).hexdigest()[:12]
+    if source_scope and not re.fullmatch(r"[0-9a-f]{8,64}", source_scope):
+        raise ValueError(f"not a cache scope: {source_scope!r}")
     text = _environment().get_template("Dockerfile.j2").render(
-        plan=plan, version=dsbuild_version(), cache_scope=scope
+        plan=plan, version=dsbuild_version(), cache_scope=scope,
+        source_scope=f"-src-{source_scope}" if source_scope else "", limits=limits,
     )
     return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
 

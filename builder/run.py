@@ -21,6 +21,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Set by dsbuild itself: --env may not replace them.
 _RESERVED_ENV = ("JUPYTER_TOKEN",)
 CONTAINER_PORT = 8888
+RUN_PIDS_LIMIT = 1024
+# No privilege gain through setuid files, no capabilities, bounded processes; the user is
+# RunOptions.user (never root), also for a repository's own Dockerfile, whatever its USER says.
+HARDENING = ("--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--pids-limit", str(RUN_PIDS_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,11 @@ class RunOptions:
     token: str = field(default_factory=lambda: secrets.token_hex(24))
     command: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # --env KEY=VALUE, passed by name (values stay off argv)
+    uid: int = 1000  # the notebook user the image was built for (--user-id); never root
 
     def __post_init__(self) -> None:
+        if not 1000 <= self.uid <= 60000:
+            raise RunFailed(f"the container's user must be a uid from 1000 to 60000, got {self.uid}")
         if self.port is not None and not 0 < self.port < 65536:
             raise RunFailed(f"--port must be between 1 and 65535, got {self.port}")
         if self.cpus is not None and not 0 < self.cpus <= 1024:
@@ -94,7 +101,7 @@ def free_port() -> int:
 
 def docker_run_args(image: str, options: RunOptions, port: int | None) -> list[str]:
     """Arguments for `docker run` (pure); without a port, nothing is published (a command)."""
-    args = ["--init", "--label", f"{RUN_LABEL}=1"]
+    args = ["--init", "--label", f"{RUN_LABEL}=1", "--user", f"{options.uid}:{options.uid}", *HARDENING]
     if port is not None:
         args += ["--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}"]
         args += ["--env", "JUPYTER_TOKEN"]  # the value comes from the environment, not argv

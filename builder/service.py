@@ -19,8 +19,10 @@ from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
 from .errors import BuildFailed, SourceError
 from .facts import scan
+from .dockerfile_check import check_repo_dockerfile
 from .fetch import Resolved, public_url
-from .host import HostSettings
+from .host import INDEX_SECRET, HostSettings, index_secret
+from .limits import BuildPolicy
 from .locklabel import LockRecords, settle_lock_label
 from .names import (
     BASE_IMAGE_ID_LABEL,
@@ -65,6 +67,7 @@ class BuildRequest:
     push: bool = False
     resolved: Resolved | None = None  # the source already resolved (the launch preflight did)
     subdir: str | None = None  # build this folder of the repository (validated by source.validate_subdir)
+    policy: BuildPolicy = BuildPolicy()  # deadline, limits, cache sharing (limits.py)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,9 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     resolved = target.resolved
     if isinstance(resolved.source, GitSource):
         yield Status("fetching", f"fetching {resolved.commit}")
-    repo = workspace.export(resolved, tmp)
+    repo = tmp / "repo"  # beside it, tmp/secrets: never part of the build context
+    repo.mkdir()
+    repo = workspace.export(resolved, repo)
     if request.subdir:
         repo = subfolder(repo, request.subdir)
     facts = scan(repo)
@@ -189,16 +194,23 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
+    policy, secrets = request.policy, {}
     if the_plan.dockerfile:
+        if not policy.dockerfile_mounts:
+            check_repo_dockerfile((repo / the_plan.dockerfile).read_text(errors="replace"), the_plan.dockerfile)
         sync_tree(repo, folder / "repo")
         context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
     else:
-        rendered = render_dockerfile(the_plan)
+        scope = "" if policy.shared_cache else source_hash(resolved.source)[:16]
+        rendered = render_dockerfile(the_plan, scope, policy.cgroup_limits)
         dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
         context, phases = folder, rendered.phases
+        (tmp / "secrets").mkdir(mode=0o700)
+        secrets = {INDEX_SECRET: tmp / "secrets" / INDEX_SECRET}
+        secrets[INDEX_SECRET].write_text(index_secret(request.host))
     yield Status("building", f"building {target.ref}")
     finished = None
-    for event in engine.build(context, dockerfile, phases, labels, request.no_cache):
+    for event in engine.build(context, dockerfile, phases, labels, request.no_cache, policy, secrets):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:

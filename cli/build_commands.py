@@ -16,6 +16,7 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.host import read_host_settings
+from dsbuild.builder.limits import BuildPolicy
 from dsbuild.builder.plan import (
     DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, NotebookUser, PythonInstall, base_image_for, plan, python_request,
 )
@@ -93,6 +94,11 @@ def build_options(command):
             click.option("--user-name", default="jovyan", show_default=True, help="Its login name; the repository is in /home/NAME."),
             click.option("--registry", metavar="HOST:PORT", help="Name the image HOST:PORT/NAME:TAG; skip the build if the registry has it."),
             click.option("--push", is_flag=True, help="Push the image to --registry after building."),
+            click.option("--build-timeout", type=click.IntRange(min=1), default=3600, show_default=True,
+                         help="Seconds the build may take; then it is cancelled and nothing is tagged."),
+            click.option("--trusted", is_flag=True,
+                         help="The repository is trusted: no build limits, one package cache shared with other "
+                              "repositories, RUN --mount allowed in its Dockerfile (docs/security.md)."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
         ]
     ):
@@ -102,10 +108,12 @@ def build_options(command):
 
 def _request(
     repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-    user_id, user_name, registry, push,
+    user_id, user_name, registry, push, build_timeout, trusted,
 ) -> BuildRequest:
+    """The BuildRequest that the options of `build_options` and `source_options` describe."""
     if push and not registry:
         raise UsageError("--push needs --registry HOST:PORT")
+    policy = replace(BuildPolicy.trusted(), deadline=build_timeout) if trusted else BuildPolicy(deadline=build_timeout)
     return BuildRequest(
         source=parse_source(repo, ref),
         options=BuildOptions(
@@ -119,6 +127,7 @@ def _request(
         registry=Registry(registry) if registry else None,
         push=push,
         subdir=validate_subdir(subdir) if subdir else None,
+        policy=policy,
     )
 
 
@@ -205,20 +214,14 @@ def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
 @source_options
 @build_options
 @user_errors
-def build_command(
-    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
-    python_downloads, user_id, user_name, registry, push, quiet,
-):
+def build_command(quiet, **options):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
     Skipped when that tag already exists (built with the same options), or when
     --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
-    request = _request(
-        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
-        python_downloads, user_id, user_name, registry, push,
-    )
+    request = _request(**options)
     result = _build(request, quiet)
     click.echo(result.image)
 
@@ -237,8 +240,7 @@ def build_command(
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @user_errors
 def run_command(
-    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
-    python_downloads, user_id, user_name, registry, push, quiet, port, volumes, env, cpus, memory, gpus, detach, timeout, command,
+    quiet, port, volumes, env, cpus, memory, gpus, detach, timeout, command, **build_opts,
 ):
     """Build REPO if needed, start JupyterLab in it and print its URL.
 
@@ -251,16 +253,13 @@ def run_command(
 
         dsbuild run ./analysis -- python make_figures.py --all
     """
+    request = _request(**build_opts)
     options = RunOptions(
         port=port, volumes=tuple(Volume.parse(v) for v in volumes), cpus=cpus, memory=memory, gpus=gpus,
-        command=tuple(command), env=tuple(parse_env(e) for e in env),
+        command=tuple(command), env=tuple(parse_env(e) for e in env), uid=request.options.user.uid,
     )
     if command and (detach or port):
         raise UsageError("a command after -- runs attached and publishes no port: drop --detach and --port")
-    request = _request(
-        repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python,
-        python_downloads, user_id, user_name, registry, push,
-    )
     result = _build(request, quiet)
     engine = DockerEngine()
     if result.skipped and engine.inspect_image(result.image) is None:

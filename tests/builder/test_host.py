@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from dsbuild.builder.errors import ConfigError
-from dsbuild.builder.host import HostSettings, build_env, host_settings, pip_config_urls
+from dsbuild.builder.host import HostSettings, build_env, has_credentials, host_settings, index_secret, pip_config_urls
 
 
 def test_pip_config_later_files_win():
@@ -37,7 +37,13 @@ def test_build_env_is_quoted_shell(tmp_path):
     env_file = tmp_path / "build.env"
     env_file.write_text(build_env(settings))
     out = subprocess.run(["bash", "-c", f". {env_file} && printf '%s|%s|%s' \"$UV_INDEX_URL\" \"$SSL_CERT_FILE\" \"$UV_EXTRA_INDEX_URL\""], capture_output=True, text=True)
-    assert out.stdout == "https://u:p@mirror.example/simple?a=1&b=$(id)|/etc/dsbuild/ca.crt|https://e.example/simple"
+    # build.env is mounted into postBuild too: no credentials in it (index_secret has them)
+    assert out.stdout == "https://mirror.example/simple?a=1&b=$(id)|/etc/dsbuild/ca.crt|https://e.example/simple"
+    secret = tmp_path / "index"
+    secret.write_text(index_secret(settings))
+    out = subprocess.run(["bash", "-c", f". {secret} && printf '%s' \"$UV_INDEX_URL\""], capture_output=True, text=True)
+    assert out.stdout == "https://u:p@mirror.example/simple?a=1&b=$(id)"
+    assert has_credentials(settings) and not has_credentials(HostSettings(None, "https://m.example/simple"))
 
 
 def test_without_a_bundle_no_certificate_variables_are_set():

@@ -49,7 +49,7 @@ class FakeEngine:
         info = self.inspect_image(ref)
         return None if info is None else dict(info["Config"]["Labels"])
 
-    def build(self, context, dockerfile, phases, labels, no_cache):
+    def build(self, context, dockerfile, phases, labels, no_cache, policy=None, secrets=None):
         image_id = f"sha256:built{len(self.builds)}"
         self.builds.append(dict(labels))
         layers = ["l0"] + [f"{image_id}-{i}" for i in range(len(phases))]

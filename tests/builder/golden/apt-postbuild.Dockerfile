@@ -46,7 +46,8 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
-    . /etc/dsbuild/build.env \
+    --mount=type=secret,id=dsbuild-index,target=/run/secrets/dsbuild-index,uid=1000,mode=0400 \
+    . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv venv --system-site-packages --python /usr/bin/python3.11 /srv/dsbuild/venv \
  && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
  && install -m 755 /tmp/dsbuild/bin/uv /srv/dsbuild/venv/bin/uv \
@@ -58,24 +59,29 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
 COPY --chown=1000:1000 [".dsbuild/env/", "/srv/dsbuild/env/"]
 
 # dsbuild-phase: dependencies
-RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
+RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-src-0123456789abcdef,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
     --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
-    . /etc/dsbuild/build.env \
+    --mount=type=secret,id=dsbuild-index,target=/run/secrets/dsbuild-index,uid=1000,mode=0400 \
+    /tmp/dsbuild/bin/limits.sh && . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv pip compile --quiet --generate-hashes --override /srv/dsbuild/env/dsbuild-overrides.txt /srv/dsbuild/env/requirements.txt /srv/dsbuild/env/dsbuild-notebook.in \
       -o /srv/dsbuild/requirements.lock \
  && uv pip sync /srv/dsbuild/requirements.lock
+USER root
+RUN test -f /srv/dsbuild/requirements.lock && test ! -L /srv/dsbuild/requirements.lock \
+ && chown -h root:root /srv/dsbuild /srv/dsbuild/requirements.lock \
+ && chmod 0755 /srv/dsbuild && chmod 0444 /srv/dsbuild/requirements.lock
+USER 1000
 
 # dsbuild-phase: repository
 COPY --chown=1000:1000 ["repo/", "/home/jovyan/"]
 
 # dsbuild-phase: postBuild
-RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
-    --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
+RUN --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
-    . /etc/dsbuild/build.env \
+    /tmp/dsbuild/bin/limits.sh && . /etc/dsbuild/build.env && export UV_NO_CACHE=1 \
  && chmod +x postBuild && ./postBuild
 
 # dsbuild-phase: start
