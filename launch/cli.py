@@ -14,7 +14,7 @@ import click
 from dsbuild.cli.output import err_console, user_errors
 from rich.text import Text
 
-from .config import ConfigInvalid, LaunchConfig, parse_size
+from .config import ConfigInvalid, LaunchConfig, parse_cidrs, parse_rate, parse_size
 from .localhub import (
     AUTHENTICATORS,
     DEFAULT_STATE,
@@ -62,7 +62,8 @@ def _user_options(pairs: tuple[str, ...]) -> dict:
 
 def build_config(state_dir, hub_url, hub_api_url, hub_token_file, mode, base_url, public_url, allow_scheme,
                  max_builds, per_repo_limit, max_repo_size, image_prefix, registry, user_option,
-                 oauth_redirect_url, start_timeout) -> LaunchConfig:
+                 oauth_redirect_url, start_timeout, max_servers=20, max_starting=20, launch_rate="10/hour",
+                 trusted_proxy=(), allow_host_network=()) -> LaunchConfig:
     state = _state(state_dir)
     hub_url = hub_url or state.get("hub_url")
     if not hub_url:
@@ -83,6 +84,11 @@ def build_config(state_dir, hub_url, hub_api_url, hub_token_file, mode, base_url
         user_options=_user_options(user_option),
         oauth_redirect_url=oauth_redirect_url or state.get("oauth_redirect_url"),
         start_timeout=start_timeout,
+        max_servers=max_servers,
+        max_starting=max_starting,
+        launch_rate=parse_rate(launch_rate, "--launch-rate"),
+        trusted_proxies=parse_cidrs(trusted_proxy, "--trusted-proxy"),
+        allowed_host_networks=parse_cidrs(allow_host_network, "--allow-host-network"),
     )
 
 
@@ -91,7 +97,7 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     from .hubapi import HubClient
 
     app = make_app(config)
-    server = app.listen(port, ip, xheaders=True)
+    server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
         hub = f"JupyterHub {info.get('version', '?')} at {config.hub_url}"
@@ -137,6 +143,20 @@ def register(main: click.Group, hub: click.Group) -> None:
               help="Running or starting servers per repository; 0 for no limit.")
 @click.option("--max-repo-size", default="500Mi", show_default=True,
               help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
+@click.option("--max-servers", default=20, show_default=True,
+              help="Running or starting servers on the hub, all users together; 0 for no limit. "
+                   "A launch beyond it gets 503 and starts nothing.")
+@click.option("--max-starting", default=20, show_default=True,
+              help="Launches in progress at once (checking, building, starting); more get 503.")
+@click.option("--launch-rate", default="10/hour", show_default=True, metavar="COUNT/UNIT",
+              help="Launches one client may start (UNIT: second, minute, hour, day); 0 for no limit. "
+                   "A client is its IPv4 address or IPv6 /64.")
+@click.option("--trusted-proxy", multiple=True, metavar="CIDR",
+              help="A reverse proxy in front of this service; repeatable. Only connections from these "
+                   "have X-Forwarded-For read to find the client. Default: none (the peer address counts).")
+@click.option("--allow-host-network", multiple=True, metavar="CIDR",
+              help="Let git fetch from hosts in this loopback, private or link-local network "
+                   "(refused by default); repeatable, e.g. 10.0.0.0/8 for an internal git server.")
 @click.option("--image-prefix", default="dsbuild", show_default=True, help="Images are named PREFIX-<repo>:<commit>.")
 @click.option("--registry", metavar="HOST:PORT", help="Push images there (for a hub on Kubernetes).")
 @click.option("--user-option", multiple=True, metavar="KEY=VALUE",

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from dsbuild.builder.errors import DsbuildError
 from dsbuild.spawner.quantities import Memory
 
+from .limits import Network, Rate, parse_networks
 from .routes import KNOWN_SCHEMES
 
 MODES = ("anonymous", "authenticated")
@@ -24,6 +25,21 @@ def _url(value: str, what: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigInvalid(f"{what} must be an http(s) URL, got {value!r}")
     return value.rstrip("/") + "/"
+
+
+def parse_rate(text: str, what: str) -> Rate:
+    """Launches per client: "10/hour", "100/day", "0" (no limit)."""
+    try:
+        return Rate.parse(text)
+    except ValueError as err:
+        raise ConfigInvalid(f"{what}: {err}") from None
+
+
+def parse_cidrs(values, what: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(values)
+    except ValueError as err:
+        raise ConfigInvalid(f"{what}: {err}") from None
 
 
 def parse_size(text: str, what: str) -> int:
@@ -45,6 +61,11 @@ class LaunchConfig:
     allowed_schemes: tuple[str, ...] = ("https",)
     max_builds: int = 2
     per_repo_limit: int = 10  # running + starting servers per repository; 0: no limit
+    max_servers: int = 20  # running + starting servers on the hub, all users; 0: no limit
+    max_starting: int = 20  # launches in progress (checking, building, starting) at once
+    launch_rate: Rate = Rate(10, 3600)  # launches per client (mybinder.org's default); Rate(0, ...): none
+    trusted_proxies: tuple[Network, ...] = ()  # X-Forwarded-For is read only from these
+    allowed_host_networks: tuple[Network, ...] = ()  # private networks git may fetch from
     max_repo_size: int = 500 * 2**20  # bytes at the commit; 0: no limit
     image_prefix: str = "dsbuild"
     registry: str | None = None  # push built images there (a cluster pulls from it)
@@ -67,11 +88,13 @@ class LaunchConfig:
         unknown = [s for s in self.allowed_schemes if s not in KNOWN_SCHEMES]
         if unknown or not self.allowed_schemes:
             raise ConfigInvalid(f"--allow-scheme takes {', '.join(KNOWN_SCHEMES)}; got {', '.join(unknown) or 'none'}")
-        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime"):
+        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting"):
             if getattr(self, name) < 0:
                 raise ConfigInvalid(f"{name} must not be negative")
         if self.max_builds == 0:
             raise ConfigInvalid("--max-builds must be at least 1")
+        if self.max_starting == 0:
+            raise ConfigInvalid("--max-starting must be at least 1")
         if not self.hub_token:
             raise ConfigInvalid("no JupyterHub API token: set JUPYTERHUB_API_TOKEN or --hub-token-file "
                                 "(`dsbuild hub up` writes one)")

@@ -21,6 +21,8 @@ from dsbuild.builder.source import GitSource, image_name
 from .builds import BuildKey
 from .config import LaunchConfig
 from .errors import RepoNotFound, RepoTooLarge
+from .hosts import check_host, safe_source_message
+from .repokey import repo_key
 from .routes import LaunchSpec
 
 
@@ -68,23 +70,30 @@ class Preflight:
             return self._locks[url]
 
     def check(self, spec: LaunchSpec) -> Checked:
+        check_host(spec.url, self.config.allowed_host_networks, public_url(spec.url))
         with self._lock(spec.url):
             resolved = self._resolve(spec)
             image = self.image_ref(spec, resolved.tag)
             exists = self.engine.inspect_image(image) is not None
             if not exists and self.config.max_repo_size:
-                size = self.fetcher().tree_size(resolved)
+                size = self._tree_size(spec, resolved)
                 if size > self.config.max_repo_size:
                     raise RepoTooLarge(f"{public_url(spec.url)} at {resolved.tag} holds {_size(size)} of files, "
                                        f"more than this server builds ({_size(self.config.max_repo_size)})")
         assert resolved.commit
-        return Checked(spec, BuildKey(spec.url, resolved.commit), image, exists)
+        return Checked(spec, BuildKey(repo_key(spec.url), resolved.commit), image, exists)
+
+    def _tree_size(self, spec: LaunchSpec, resolved: Resolved) -> int:
+        try:
+            return self.fetcher().tree_size(resolved)
+        except SourceError as err:
+            raise RepoNotFound(safe_source_message(str(err), public_url(spec.url))) from None
 
     def _resolve(self, spec: LaunchSpec) -> Resolved:
         try:
             return self.fetcher().resolve(spec.source)
         except SourceError as err:
-            raise RepoNotFound(str(err)) from None
+            raise RepoNotFound(safe_source_message(str(err), public_url(spec.url))) from None
 
     def build_request(self, checked: Checked) -> BuildRequest:
         """Exactly the checked commit, named like the CLI names it (with the service's prefix)."""
