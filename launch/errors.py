@@ -59,6 +59,7 @@ class LaunchLimitReached(LaunchError):
 
     status = 429
     reason = "repo-limit"
+    retry_after = 60
 
 
 class TooManyBuilds(LaunchError):
