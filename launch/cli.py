@@ -97,20 +97,30 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     from .hubapi import HubClient
 
     app = make_app(config)
+    launcher = app.settings["launcher"]
     server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
         hub = f"JupyterHub {info.get('version', '?')} at {config.hub_url}"
     except Exception as err:  # noqa: BLE001 -- the hub may come up later
         hub = f"JupyterHub at {config.hub_url} does not answer yet ({err})"
-    err_console.print(Text.assemble(("[serve] ", "bold cyan"),
-                                    f"http://{ip}:{port}{config.base_url} ({config.mode} mode); {hub}"))
+    else:
+        if config.mode == "anonymous":  # what a killed service left: temporary users no page will hand out
+            orphans = await launcher.remover.sweep(config.user_prefix)
+            if orphans:
+                _log(f"removing {len(orphans)} temporary user(s) left by a previous run")
+    _log(f"http://{ip}:{port}{config.base_url} ({config.mode} mode); {hub}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
+    await launcher.remover.drain(30)  # temporary users of streams that just closed
+
+
+def _log(message: str) -> None:
+    err_console.print(Text.assemble(("[serve] ", "bold cyan"), message))
 
 
 def register(main: click.Group, hub: click.Group) -> None:
@@ -187,7 +197,8 @@ def serve(ip, port, state_dir, **kw):
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Where the hub's proxy listens (0.0.0.0: everywhere).")
 @click.option("--port", default=8000, show_default=True, help="The hub's public port.")
 @click.option("--proxy-api-port", default=8001, show_default=True, help="configurable-http-proxy's API port (127.0.0.1).")
-@click.option("--hub-ip", help="Where the hub's API listens; containers reach it there. Default: the Docker bridge address.")
+@click.option("--hub-ip", help="Where the hub's API listens; containers reach it there. Default: the servers' "
+                               "network's address on this machine.")
 @click.option("--hub-port", default=8081, show_default=True)
 @click.option("--mode", type=click.Choice(["anonymous", "authenticated"]), default="anonymous", show_default=True,
               help="anonymous: no logins, temporary users culled when idle; authenticated: users log in.")
@@ -206,9 +217,14 @@ def serve(ip, port, state_dir, **kw):
 @click.option("--hub-connect-url", help="Kubernetes: how pods reach the hub, e.g. http://10.0.0.5:8081.")
 @click.option("--registry", metavar="HOST:PORT", help="Kubernetes: the registry `dsbuild serve --registry` pushes to.")
 @click.option("--proxy-command", help="configurable-http-proxy to run. Default: .run/node's (scripts/setup.sh), or PATH.")
+@click.option("--server-network", default="", metavar="NAME",
+              help="Docker network for the servers. Default: PREFIX-servers, made by this command: internal "
+                   "(no internet, no 169.254.169.254) and no traffic between servers. Naming an existing network "
+                   "(e.g. bridge) gives up that isolation.")
 @user_errors
 def up(state_dir, ip, port, proxy_api_port, hub_ip, hub_port, mode, authenticator, admin_user, catalog_file,
-       service_url, public_url, cull_timeout, container_prefix, spawner, hub_connect_url, registry, proxy_command):
+       service_url, public_url, cull_timeout, container_prefix, spawner, hub_connect_url, registry, proxy_command,
+       server_network):
     """Start a JupyterHub (and its proxy) that launches dsbuild images on this machine.
 
     Servers are containers on the local Docker engine with the catalog's CPU and memory
@@ -222,7 +238,7 @@ def up(state_dir, ip, port, proxy_api_port, hub_ip, hub_port, mode, authenticato
         service_url=service_url, public_url=public_url, cull_timeout=cull_timeout,
         container_prefix=container_prefix, hub_label=container_prefix, spawner=spawner,
         hub_connect_url=hub_connect_url, launch_image_prefix=f"{registry}/" if registry else "",
-        proxy_command=proxy_command,
+        proxy_command=proxy_command, server_network=server_network,
     )
     hub_up(options, _say, password=os.environ.get("DSBUILD_HUB_PASSWORD"))
     click.echo(options.hub_url)

@@ -30,6 +30,8 @@ from dsbuild.builder.errors import DsbuildError
 from dsbuild.spawner.catalog import Catalog, load_catalog, parse_catalog
 from dsbuild.spawner.hub_config import catalog_data, python_literal
 
+from .servernet import ensure_server_network, remove_server_network, remove_volumes
+from .servernet import gateway as network_gateway
 from .templating import read_template, render_config
 
 DEFAULT_STATE = Path(".run/hub")
@@ -51,7 +53,7 @@ class HubOptions:
     ip: str = "127.0.0.1"  # where the proxy listens (the hub's public address)
     port: int = 8000
     proxy_api_port: int = 8001
-    hub_ip: str | None = None  # default: the docker bridge's gateway address
+    hub_ip: str | None = None  # default: the servers' network's gateway address (docker), else 0.0.0.0
     hub_port: int = 8081
     mode: str = "anonymous"
     authenticator: str | None = None  # default: null (anonymous) or pam (authenticated)
@@ -66,6 +68,11 @@ class HubOptions:
     hub_connect_url: str | None = None  # kubernetes: how pods reach the hub
     launch_image_prefix: str = ""  # kubernetes: the registry serve pushes to, "HOST:PORT/"
     proxy_command: str | None = None
+    server_network: str = ""  # docker: "" is an isolated network made for this hub (servernet.py)
+
+    @property
+    def network_name(self) -> str:
+        return self.server_network or f"{self.container_prefix}-servers"
 
     @property
     def hub_url(self) -> str:
@@ -125,6 +132,7 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
         password_file=lit(str(paths.password)),
         admin_users=lit(list(options.admin_users)) if options.admin_users else None,
         container_prefix=lit(options.container_prefix), hub_label=lit(options.hub_label),
+        network_name=lit(options.network_name),
         token_in_url=lit(anonymous),
         launch_image_prefix=lit(options.launch_image_prefix),
         catalog_literal=python_literal(catalog_data(catalog)),
@@ -148,6 +156,7 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
         "oauth_redirect_url": None if anonymous else options.service_url.rstrip("/") + "/oauth_callback",
         "registry": options.launch_image_prefix.rstrip("/") or None,
         "hub_label": options.hub_label if options.spawner == "docker" else None,
+        "server_network": options.network_name if options.spawner == "docker" and not options.server_network else None,
     }
 
 
@@ -310,11 +319,12 @@ def _check_options(options: HubOptions) -> None:
             raise HubError(f"port {port} is not between 1 and 65535")
 
 
-def write_state(options: HubOptions, password: str | None = None) -> tuple[Paths, str]:
-    """Create the state folder, its secrets and configuration; returns (paths, hub ip)."""
+def write_state(options: HubOptions, password: str | None = None, gateway: str | None = None) -> tuple[Paths, str]:
+    """Create the state folder, its secrets and configuration; returns (paths, hub ip).
+    `gateway`: the servers' network's address on the host, where the hub's API listens."""
     _check_options(options)
     catalog = load_catalog(options.catalog_file) if options.catalog_file else default_catalog()
-    hub_ip = options.hub_ip or (bridge_ip() if options.spawner == "docker" else "0.0.0.0")
+    hub_ip = options.hub_ip or gateway or (bridge_ip() if options.spawner == "docker" else "0.0.0.0")
     paths = Paths(options.state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
@@ -336,7 +346,11 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     missing = [m for m in ("dockerspawner", "jupyterhub_idle_culler") if importlib.util.find_spec(m) is None]
     if missing and options.spawner == "docker":
         raise HubError(f"{', '.join(missing)} is not installed: pip install \"dsbuild[launch]\"")
-    paths, hub_ip = write_state(options, password)
+    gateway = None
+    if options.spawner == "docker":
+        gateway = (ensure_server_network(options.network_name, options.hub_label) if not options.server_network
+                   else network_gateway(options.server_network))
+    paths, hub_ip = write_state(options, password, gateway)
     proxy = find_proxy(options.proxy_command)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
         if not _port_free(ip, port):
@@ -388,11 +402,17 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
     say(f"stopped JupyterHub ({hub})" if hub else "JupyterHub was not running")
     proxy = _stop(paths.proxy_pid, PROXY_NAMES, 10)
     say(f"stopped configurable-http-proxy ({proxy})" if proxy else "configurable-http-proxy was not running")
-    label = _settings(paths).get("hub_label")
+    settings = _settings(paths)
+    label = settings.get("hub_label")
     if label:
         left = remove_containers(label)
         if left:
             say(f"removed {len(left)} server container(s) the hub left behind")
+        volumes = remove_volumes(label)
+        if volumes:
+            say(f"removed {len(volumes)} home volume(s) of users the hub did not delete")
+        if settings.get("server_network") and remove_server_network(settings["server_network"], label):
+            say(f"removed the servers' network {settings['server_network']}")
 
 
 def hub_status(state_dir: Path) -> dict:

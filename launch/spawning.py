@@ -79,8 +79,7 @@ def local_resources(request: ResourceRequest) -> LocalResources:
     are Kubernetes volumes: a local container gets neither, and the notes say so."""
     if request.gpu is not None:
         raise ChoiceError("GPUs are not available to servers on the local Docker engine; leave gpu_type and gpus out")
-    notes = [f"no {request.storage.size} home volume on local Docker: files live in the container "
-             "and are gone when the server stops"]
+    notes = [f"the home volume is not held to {request.storage.size} on local Docker (no volume quotas)"]
     notes += [f"data volume {v.name} ({v.mount_path}) is not mounted on local Docker" for v in request.data_volumes]
     return LocalResources(request.cpu.limit.cores, request.memory.limit.bytes, tuple(notes))
 
@@ -91,7 +90,7 @@ def _no_volume(orm_spawner: Any) -> bool:
 
 def hub_user_of(user: Any, server_name: str, catalog: Catalog, has_volume: Callable[[Any], bool] = _no_volume) -> HubUser:
     """The user, their groups, and what their other servers hold: CPU and memory while
-    they run, storage while `has_volume` (local Docker has no volumes)."""
+    they run, storage while `has_volume` (their home volume exists)."""
     others = Usage()
     for name, orm_spawner in (getattr(user, "orm_spawners", None) or {}).items():
         if name == server_name:
