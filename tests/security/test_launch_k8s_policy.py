@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 from dsbuild.spawner.network_policy import network_policy_manifest
 
-from tests.spawner.conftest import K8S_VERSION
+from tests.spawner.conftest import K8S_VERSION, fake_kubeconfig  # noqa: F401 (fixture)
 
 
 def test_the_policy_is_a_valid_networkpolicy():
@@ -71,3 +71,30 @@ def test_the_pod_runs_as_uid_1000_without_privileges():
     assert context == {"runAsUser": 1000, "runAsGroup": 100, "runAsNonRoot": True, "allowPrivilegeEscalation": False,
                        "privileged": False, "capabilities": {"drop": ["ALL"]},
                        "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+@pytest.mark.usefixtures("fake_kubeconfig")
+@pytest.mark.parametrize("name, deleted", [("binder-0123456789ab", True), ("alice", False)])
+def test_a_temporary_users_pvc_is_deleted_with_the_user(name, deleted):
+    import asyncio
+
+    from dsbuild.launch.kube_spawner import KubeLaunchSpawner
+
+    from tests.spawner.conftest import EXAMPLE_CATALOG, hub_objects
+
+    calls = []
+
+    async def scenario():
+        user, hub, orm_spawner = hub_objects(name)
+        spawner = KubeLaunchSpawner(user=user, hub=hub, orm_spawner=orm_spawner, catalog_file=str(EXAMPLE_CATALOG))
+
+        async def delete(pvc_name, timeout):
+            calls.append(pvc_name)
+            return True
+
+        spawner._make_delete_pvc_request = delete
+        await spawner.delete_forever()
+        return spawner.pvc_name
+
+    pvc = asyncio.run(scenario())
+    assert calls == ([pvc] if deleted else [])
