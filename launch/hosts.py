@@ -34,6 +34,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 UNREADABLE = "cannot read repository {url}: it does not exist, is not public, or its host is not one this server fetches from"
 _REF_NOT_FOUND = re.compile(r"^ref '[^'\n]{1,300}' not found in \S+ \(looked for a branch, a tag and a commit\)$")
+_SIZE_LIMIT = re.compile(r"^the repository (has \d+ files|holds \d+ MiB of files) at this commit, more than this builder takes "
+                         r"\(\d+( MiB)?\)$|^the repository (has \d+ files|holds \d+ MiB of files), more than this builder takes "
+                         r"\(\d+( MiB)?\)$")
 
 
 def _plain(address: Address) -> Address:
@@ -81,9 +84,9 @@ def check_host(url: str, allowed: tuple[Network, ...], shown: str, resolve: Reso
 
 
 def safe_source_message(message: str, shown: str) -> str:
-    """What a requester may see of a git failure: 'ref not found' as it is, else the
-    same line as for a refused host; the original goes to the log."""
-    if _REF_NOT_FOUND.match(message) and shown in message:
+    """What a requester may see of a git failure: 'ref not found' and the builder's size
+    limits as they are, else the same line as for a refused host; the original goes to the log."""
+    if (_REF_NOT_FOUND.match(message) and shown in message) or _SIZE_LIMIT.match(message):
         return message
     log.info("git failed for %s: %s", shown, message)
     return UNREADABLE.format(url=shown)

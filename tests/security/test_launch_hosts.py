@@ -66,3 +66,9 @@ def test_gits_own_error_line_is_never_shown():
     assert "10.0.0.7" not in shown and "fatal" not in shown and shown == UNREADABLE.format(url="https://h/r")
     missing = "ref 'nope' not found in https://h/r (looked for a branch, a tag and a commit)"
     assert safe_source_message(missing, "https://h/r") == missing
+
+
+def test_the_builders_size_limits_are_shown_as_they_are():
+    for line in ("the repository has 20001 files at this commit, more than this builder takes (20000)",
+                 "the repository holds 600 MiB of files, more than this builder takes (500 MiB)"):
+        assert safe_source_message(line, "https://h/r") == line
