@@ -68,3 +68,21 @@ def test_memory_is_bounded_whatever_the_number_of_clients():
     for i in range(10_000):
         limiter.take(f"198.51.{i // 256}.{i % 256}", float(i))
     assert limiter.clients() == 100
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("--launch-rate", "lots", "--launch-rate: a rate is COUNT/UNIT"),
+    ("--trusted-proxy", "proxy.example", "--trusted-proxy: not an IP address or network"),
+    ("--allow-host-network", "10.0.0.0/33", "--allow-host-network: not an IP address or network"),
+    ("--max-servers", "-1", "max_servers must not be negative"),
+    ("--max-starting", "0", "--max-starting must be at least 1"),
+])
+def test_serve_refuses_bad_limits_in_one_line(tmp_path, option, value, words):
+    from click.testing import CliRunner
+    from dsbuild.cli import main
+
+    (tmp_path / "token").write_text("t\n")
+    result = CliRunner().invoke(main, ["serve", "--hub-url", "http://127.0.0.1:8000/", "--hub-state", str(tmp_path),
+                                       "--hub-token-file", str(tmp_path / "token"), option, value])
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert "Traceback" not in result.output
