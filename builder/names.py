@@ -26,7 +26,7 @@ import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import SourceError
 
@@ -119,16 +119,60 @@ def slug(text: str, length: int = SLUG_LENGTH) -> str:
     return _SLUG_PART.sub("-", text.lower()).strip("-")[:length].strip("-") or "repo"
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22, "git": 9418}
+_CASE_INSENSITIVE_HOSTS = frozenset({"github.com", "gitlab.com"})
+_SLASHES = re.compile(r"/{2,}")
+_PATH_SAFE = "/~!$&'()*+,;=:@"
+
+
+def _canonical_host(hostname: str) -> str:
+    host = hostname.lower().rstrip(".")
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def _canonical_path(path: str) -> str:
+    path = quote(unquote(path), safe=_PATH_SAFE)
+    path = _SLASHES.sub("/", path).rstrip("/")
+    path = path.removesuffix(".git").rstrip("/")
+    return path or "/"
+
+
 def canonical_url(url: str) -> str:
-    """One spelling of a git URL: no credentials, scheme and host lowercased, no trailing
-    '/' or '.git'. scp-like `user@host:path` URLs keep their form apart from the suffix."""
+    """One spelling of a git URL, so that image names, launch limits and build
+    de-duplication count one repository however its URL is written:
+
+    - no credentials; scheme and host in lower case, a trailing dot of the host dropped,
+      IDNA hosts as punycode; the scheme's default port dropped (https 443, http 80, ssh 22,
+      git 9418);
+    - repeated and trailing slashes dropped, then one `.git` suffix; percent-encoding made
+      canonical (`%7e` and `~` are one path); no query or fragment;
+    - the path in lower case on hosts whose names are case-insensitive (github.com, gitlab.com);
+    - `file://localhost/p` is `file:///p`; scp-like `user@host:path` keeps its form apart from
+      the suffix.
+
+    It is for naming and counting, not fetching: the URL as given is what git fetches."""
+    url = url.strip()
     if "://" not in url:
         return url.rstrip("/").removesuffix(".git")
     parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    path = parts.path.rstrip("/").removesuffix(".git")
-    return urlunsplit((parts.scheme.lower(), netloc, path, parts.query, ""))
+    scheme = parts.scheme.lower()
+    path = _canonical_path(parts.path)
+    if scheme == "file":
+        return f"file://{path}"
+    host = _canonical_host(parts.hostname or "")
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    if host in _CASE_INSENSITIVE_HOSTS:
+        path = path.lower()
+    return f"{scheme}://{netloc}{path}"
 
 
 def source_key(source: Source) -> str:

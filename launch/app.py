@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from contextlib import aclosing
 from urllib.parse import urlencode, urlsplit
 
@@ -27,11 +28,14 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .config import LaunchConfig
-from .errors import LaunchError
+from .crosssite import TOKEN_ARG, LaunchTokens, cross_site_reason, origin_of
+from .errors import CrossSiteRequest, LaunchError
 from .events import KEEPALIVE, StreamEvent, failed
 from .hubapi import HubClient
 from .launcher import Launcher
+from .limits import client_key
 from .routes import (
+    LaunchSpec,
     badge_markdown,
     launch_link,
     parse_launch,
@@ -65,6 +69,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
+
+    def client(self) -> str:
+        """Who this request counts as (limits.py): the peer, or what a trusted proxy forwarded."""
+        return client_key(self.request.remote_ip or "", self.request.headers, self.config.trusted_proxies)
 
     def public_base(self) -> str:
         """This service's public URL (ending in '/'), for links and badges."""
@@ -100,8 +108,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def fail(self, error: LaunchError) -> None:
         self.set_status(error.status)
-        if error.status == 503:
-            self.set_header("Retry-After", "60")
+        if error.retry_after:
+            self.set_header("Retry-After", str(error.retry_after))
         self.page("error.html", status=error.status, title=self._reason, message=str(error))
 
 
@@ -130,13 +138,15 @@ class LaunchPageHandler(BaseHandler):
             return
         try:
             spec = parse_launch(self.spec_path("v2/"), self.args(), self.config.allowed_schemes)
-            checked = await self.launcher.check(spec)
+            checked = await self.launcher.check_page(spec, self.client())
         except LaunchError as err:
             self.fail(err)
             return
         stream_url = self.config.base_url + stream_path(spec)
+        extra = {TOKEN_ARG: self.settings["tokens"].issue(spec.spec_path(), time.time())}
         if self.current_user:  # EventSource is a cross-mode fetch: JupyterHub's cookie auth wants the xsrf token
-            stream_url += ("&" if "?" in stream_url else "?") + urlencode({"_xsrf": self.xsrf_token})
+            extra["_xsrf"] = self.xsrf_token
+        stream_url += ("&" if "?" in stream_url else "?") + urlencode(extra)
         self.page("launch.html", spec=spec, commit=checked.commit, image_exists=checked.image_exists,
                   stream_url=stream_url, user=self.current_user, pushes=bool(self.config.registry))
 
@@ -161,6 +171,18 @@ class BuildStreamHandler(BaseHandler):
             except StreamClosedError:
                 return
 
+    def refuse(self, error: LaunchError) -> None:
+        self.set_status(error.status)
+        self.finish(failed(error).sse())
+
+    def cross_site(self, spec: LaunchSpec) -> str | None:
+        """Why this stream request is not from this service's launch page (crosssite.py), or None."""
+        reason = cross_site_reason(self.request.headers, [origin_of(self.public_base())])
+        token = self.args().get(TOKEN_ARG, "")
+        if reason is None and not self.settings["tokens"].redeem(spec.spec_path(), token, time.time()):
+            reason = "the launch stream needs the token of its launch page; open the launch link again"
+        return reason
+
     async def get(self, _rest: str) -> None:
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
@@ -172,7 +194,12 @@ class BuildStreamHandler(BaseHandler):
         try:
             spec = parse_launch(self.spec_path("build/"), self.args(), self.config.allowed_schemes)
         except LaunchError as err:
-            await self.send(failed(err).sse())
+            self.refuse(err)
+            return
+        reason = self.cross_site(spec)
+        if reason is not None:
+            log.warning("refused a launch stream from %s: %s", self.client(), reason)
+            self.refuse(CrossSiteRequest(reason))
             return
         pinger = asyncio.ensure_future(self.keepalive())
         events = self.launcher.launch(spec, user)
@@ -241,6 +268,7 @@ def make_app(config: LaunchConfig, launcher: Launcher | None = None) -> web.Appl
         handlers,
         default_handler_class=NotFoundHandler,
         launcher=launcher,
+        tokens=LaunchTokens(secrets.token_bytes(32)),
         hub_auth=hub_oauth(config),
         cookie_secret=secrets.token_bytes(32),
         xsrf_cookies=False,  # GET only; nothing here changes state on a POST

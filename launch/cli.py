@@ -81,20 +81,30 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     from .hubapi import HubClient
 
     app = make_app(config)
-    server = app.listen(port, ip, xheaders=True)
+    launcher = app.settings["launcher"]
+    server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
         hub = f"JupyterHub {info.get('version', '?')} at {config.hub_url}"
     except Exception as err:  # noqa: BLE001 -- the hub may come up later
         hub = f"JupyterHub at {config.hub_url} does not answer yet ({err})"
-    err_console.print(Text.assemble(("[serve] ", "bold cyan"),
-                                    f"http://{ip}:{port}{config.base_url} ({config.mode} mode); {hub}"))
+    else:
+        if config.mode == "anonymous":  # what a killed service left: temporary users no page will hand out
+            orphans = await launcher.remover.sweep(config.user_prefix)
+            if orphans:
+                _log(f"removing {len(orphans)} temporary user(s) left by a previous run")
+    _log(f"http://{ip}:{port}{config.base_url} ({config.mode} mode); {hub}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
+    await launcher.remover.drain(30)  # temporary users of streams that just closed
+
+
+def _log(message: str) -> None:
+    err_console.print(Text.assemble(("[serve] ", "bold cyan"), message))
 
 
 def register(main: click.Group, hub: click.Group) -> None:
@@ -123,6 +133,13 @@ def register(main: click.Group, hub: click.Group) -> None:
 @setting(LaunchConfig, "per_repo_limit")
 @setting(LaunchConfig, "max_repo_size", type=str, show_default=True,
          default=Memory(LaunchConfig.class_traits()["max_repo_size"].default()).k8s())
+@setting(LaunchConfig, "max_servers")
+@setting(LaunchConfig, "max_starting")
+@setting(LaunchConfig, "launch_rate", type=str, default="10/hour", show_default=True, metavar="COUNT/UNIT")
+@setting(LaunchConfig, "trusted_proxies", "--trusted-proxy", type=str, multiple=True, metavar="CIDR",
+         help=f"{_help(LaunchConfig, 'trusted_proxies')} Repeatable.")
+@setting(LaunchConfig, "allowed_host_networks", "--allow-host-network", type=str, multiple=True, metavar="CIDR",
+         help=f"{_help(LaunchConfig, 'allowed_host_networks')} Repeatable.")
 @setting(LaunchConfig, "image_prefix")
 @setting(LaunchConfig, "registry", metavar="HOST:PORT")
 @click.option("--user-option", multiple=True, metavar="KEY=VALUE",
@@ -165,6 +182,7 @@ def serve(ip, port, state_dir, **kw):
 @setting(HubOptions, "hub_connect_url")
 @click.option("--registry", metavar="HOST:PORT", help="Kubernetes: the registry `dsbuild serve --registry` pushes to.")
 @setting(HubOptions, "proxy_command")
+@setting(HubOptions, "server_network", metavar="NAME")
 @user_errors
 def up(registry, **settings):
     """Start a JupyterHub (and its proxy) that launches dsbuild images on this machine.

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode
+from traitlets import Any, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from dsbuild.spawner.quantities import Memory
 
 from .errors import ConfigInvalid
+from .limits import Rate, parse_networks
 from .routes import KNOWN_SCHEMES
 
 MODES = ("anonymous", "authenticated")
@@ -26,6 +27,14 @@ def _url(value: str, what: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigInvalid(f"{what} must be an http(s) URL, got {value!r}")
     return value.rstrip("/") + "/"
+
+
+def parse_rate(text: str, what: str) -> Rate:
+    """Launches per client: "10/hour", "100/day", "0" (no limit)."""
+    try:
+        return Rate.parse(text)
+    except ValueError as err:
+        raise ConfigInvalid(f"{what}: {err}") from None
 
 
 def parse_size(text: str, what: str) -> int:
@@ -65,6 +74,18 @@ class LaunchConfig(Configurable):
                                 "any repository on this machine.")
     max_builds = Int(2, config=True, help="Builds that may run at once.")
     per_repo_limit = Int(10, config=True, help="Running or starting servers per repository; 0 for no limit.")
+    max_servers = Int(20, config=True, help="Running or starting servers on the hub, all users together; 0 for no "
+                      "limit. A launch beyond it gets 503 and starts nothing.")
+    max_starting = Int(20, config=True, help="Launches in progress at once (checking, building, starting); more get 503.")
+    launch_rate = Any(Rate(10, 3600), config=True,
+                      help="Launches one client may start, COUNT/UNIT (UNIT: second, minute, hour, day); 0 for no "
+                           "limit. A client is its IPv4 address or IPv6 /64 (mybinder.org's default: 10/hour).")
+    trusted_proxies = Any((), config=True,
+                          help="Reverse proxies in front of this service (CIDRs). Only connections from these have "
+                               "X-Forwarded-For read to find the client. Default: none (the peer address counts).")
+    allowed_host_networks = Any((), config=True,
+                                help="Loopback, private or link-local networks (CIDRs) git may fetch from; refused "
+                                     "by default, e.g. 10.0.0.0/8 for an internal git server.")
     max_repo_size = Int(500 * 2**20, config=True,
                         help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
     image_prefix = Unicode("dsbuild", config=True,
@@ -84,6 +105,21 @@ class LaunchConfig(Configurable):
         apply_settings(self, kwargs, ConfigInvalid)
         self.check()
 
+    @validate("launch_rate")
+    def _rate(self, proposal):
+        value = proposal["value"]
+        return value if isinstance(value, Rate) else parse_rate(str(value), "--launch-rate")
+
+    @validate("trusted_proxies", "allowed_host_networks")
+    def _networks(self, proposal):
+        value = proposal["value"]
+        what = "--trusted-proxy" if proposal["trait"].name == "trusted_proxies" else "--allow-host-network"
+        values = (value,) if isinstance(value, str) else tuple(value)
+        try:
+            return parse_networks(str(v) for v in values)
+        except ValueError as err:
+            raise ConfigInvalid(f"{what}: {err}") from None
+
     def check(self) -> None:
         """Normalise the URLs and refuse what cannot work; the messages name the option."""
         self.hub_url = _url(self.hub_url, "--hub-url")
@@ -95,11 +131,13 @@ class LaunchConfig(Configurable):
         unknown = [s for s in self.allowed_schemes if s not in KNOWN_SCHEMES]
         if unknown or not self.allowed_schemes:
             raise ConfigInvalid(f"--allow-scheme takes {', '.join(KNOWN_SCHEMES)}; got {', '.join(unknown) or 'none'}")
-        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime"):
+        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting"):
             if getattr(self, name) < 0:
                 raise ConfigInvalid(f"{name} must not be negative")
         if self.max_builds == 0:
             raise ConfigInvalid("--max-builds must be at least 1")
+        if self.max_starting == 0:
+            raise ConfigInvalid("--max-starting must be at least 1")
         if not self.hub_token:
             raise ConfigInvalid("no JupyterHub API token: set JUPYTERHUB_API_TOKEN or --hub-token-file "
                                 "(`dsbuild hub up` writes one)")

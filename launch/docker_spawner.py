@@ -18,9 +18,12 @@ from dockerspawner import DockerSpawner
 from dsbuild.builder.names import HUB_LABEL, VERSION_LABEL
 from dsbuild.spawner.errors import SpawnRequestError
 from dsbuild.spawner.mixin import CatalogSpawnerMixin, bad_request
-from traitlets import Bool, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 
 from .spawning import local_resources, split_launch_options
+
+NOTEBOOK_UID = "1000:1000"  # the images' jovyan (templates/Dockerfile.j2)
+HOME = "/home/jovyan"
 
 
 async def _apply(spawner: "DockerLaunchSpawner", user_options: dict) -> None:
@@ -37,9 +40,23 @@ class DockerLaunchSpawner(CatalogSpawnerMixin, DockerSpawner):
         help="""Let a `?token=` in the first URL log the browser in (JUPYTERHUB_ALLOW_TOKEN_IN_URL).
         Anonymous launches need it: their temporary users cannot log in to the hub.""",
     )
-    hub_label = Unicode("dsbuild", config=True, help="Value of the io.dsbuild.hub label on every container.")
+    hub_label = Unicode("dsbuild", config=True, help="Value of the io.dsbuild.hub label on every container and volume.")
+    pids_limit = Integer(1024, config=True, help="Most processes and threads in one server's container (0: no limit).")
+    home_volume_template = Unicode(
+        "{prefix}-{username}--{servername}-home",
+        config=True,
+        help="""Name of each server's home volume, a Docker volume mounted at /home/jovyan
+        (filled from the image at its first start). It lives until the server is deleted
+        (a temporary user's when the user is deleted), not when the server stops; the
+        storage limits count it while it exists. Empty: no home volume.""",
+    )
 
     _chosen_image: str | None = None
+    home_volume: str | None = None
+
+    def has_volume(self, orm_spawner: Any) -> bool:
+        """A stored server holds a home volume (counted against storage limits) until deleted."""
+        return bool((orm_spawner.state or {}).get("home_volume"))
 
     @default("cmd")
     def _default_cmd(self):
@@ -63,11 +80,15 @@ class DockerLaunchSpawner(CatalogSpawnerMixin, DockerSpawner):
 
     @default("extra_host_config")
     def _default_host_config(self):
-        return {"init": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+        config = {"init": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+        if self.pids_limit:
+            config["pids_limit"] = self.pids_limit
+        return config
 
     @default("extra_create_kwargs")
     def _default_create_kwargs(self):
-        return {"labels": {HUB_LABEL: self.hub_label}}
+        # uid 1000 whatever the image's USER (a repository's own Dockerfile may say root)
+        return {"labels": {HUB_LABEL: self.hub_label}, "user": NOTEBOOK_UID}
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
@@ -105,6 +126,36 @@ class DockerLaunchSpawner(CatalogSpawnerMixin, DockerSpawner):
         if image != self._chosen_image:
             raise bad_request(f"image {image} was not checked for this server")
         return image
+
+    async def start(self):
+        if self.home_volume_template:
+            name = self.home_volume or self._render_templates(self.home_volume_template)
+            await self.docker("create_volume", name=name, labels={HUB_LABEL: self.hub_label})  # idempotent
+            self.home_volume = name
+            self.volumes = {**self.volumes, name: {"bind": HOME, "mode": "rw"}}
+        return await super().start()
+
+    async def delete_forever(self) -> None:
+        """The server (or its user) is deleted: its home volume goes with it."""
+        if not self.home_volume:
+            return
+        try:
+            await self.docker("remove_volume", name=self.home_volume)
+        except Exception as err:  # docker.errors.NotFound: already gone
+            if "no such volume" not in str(err).lower() and getattr(err, "status_code", None) != 404:
+                raise
+        self.log.info("deleted home volume %s of %s", self.home_volume, self._log_name)
+        self.home_volume = None
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.home_volume = state.get("home_volume") or None
+
+    def get_state(self):
+        state = super().get_state()
+        if self.home_volume:
+            state["home_volume"] = self.home_volume
+        return state
 
     def get_env(self) -> dict:
         env = super().get_env()

@@ -28,6 +28,12 @@ class LaunchError(DsbuildError):
     exit_code = 12
     status = 500
     reason = "error"  # the `reason` field of a `failed` stream event
+    retry_after: int | None = None  # seconds, sent as Retry-After with 429 and 503
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        if retry_after is not None:
+            self.retry_after = max(1, int(retry_after + 0.999))
 
 
 class BadLaunchPath(LaunchError):
@@ -70,6 +76,7 @@ class LaunchLimitReached(LaunchError):
 
     status = 429
     reason = "repo-limit"
+    retry_after = 60
 
 
 class TooManyBuilds(LaunchError):
@@ -77,6 +84,37 @@ class TooManyBuilds(LaunchError):
 
     status = 503
     reason = "build-limit"
+    retry_after = 60
+
+
+class RateLimited(LaunchError):
+    """This client started as many launches as it may in the current window."""
+
+    status = 429
+    reason = "rate-limit"
+
+
+class ServerLimitReached(LaunchError):
+    """The hub runs the most servers this service may have running or starting."""
+
+    status = 503
+    reason = "server-limit"
+    retry_after = 60
+
+
+class TooManyLaunches(LaunchError):
+    """The most launches this service handles at once are in progress."""
+
+    status = 503
+    reason = "launch-limit"
+    retry_after = 30
+
+
+class CrossSiteRequest(LaunchError):
+    """The event stream was requested by another site's page, or without the launch page's token."""
+
+    status = 403
+    reason = "cross-site"
 
 
 class HubUnavailable(LaunchError):

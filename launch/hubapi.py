@@ -11,11 +11,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from .errors import HubUnavailable, ServerStartFailed
+
+PAGINATION = "application/jupyterhub-pagination+json"  # JupyterHub >= 2: {items, _pagination}
+PAGE_SIZE = 200
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,21 @@ class HubClient:
         self.http = AsyncHTTPClient()
 
     def _request(self, method: str, path: str, body: object = None, **kw) -> HTTPRequest:
+        headers = {"Authorization": f"token {self.token}", "Content-Type": "application/json",
+                   **kw.pop("headers", {})}
         return HTTPRequest(
             self.api_url + path,
             method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            headers=headers,
             body=None if body is None and method in ("GET", "DELETE") else json.dumps(body if body is not None else {}),
             request_timeout=kw.pop("request_timeout", self.timeout),
             **kw,
         )
 
-    async def call(self, method: str, path: str, body: object = None, missing_ok: bool = False) -> object:
+    async def call(self, method: str, path: str, body: object = None, missing_ok: bool = False,
+                   headers: dict | None = None) -> object:
         try:
-            response = await self.http.fetch(self._request(method, path, body))
+            response = await self.http.fetch(self._request(method, path, body, headers=headers or {}))
         except HTTPClientError as err:
             if missing_ok and err.code == 404:
                 return None
@@ -106,11 +112,28 @@ class HubClient:
         reply = await self.call("POST", f"users/{quote(user, safe='')}/tokens", body)
         return str(reply["token"])  # type: ignore[index]
 
+    async def users(self, state: str = "", page_size: int = PAGE_SIZE) -> AsyncIterator[dict]:
+        """Every user (with `state`: "active", "ready", "inactive"), read page by page."""
+        offset = 0
+        while True:
+            query = urlencode({k: v for k, v in (("state", state), ("offset", offset), ("limit", page_size)) if v != ""})
+            reply = await self.call("GET", f"users?{query}", headers={"Accept": PAGINATION})
+            if isinstance(reply, list):  # a hub without pagination: one page is all there is
+                for user in reply:
+                    yield user
+                return
+            items = (reply or {}).get("items") or []  # type: ignore[union-attr]
+            for user in items:
+                yield user
+            following = ((reply or {}).get("_pagination") or {}).get("next")  # type: ignore[union-attr]
+            if not following or not items:
+                return
+            offset = int(following.get("offset", offset + len(items)))
+
     async def active_servers(self) -> list[tuple[str, str, dict]]:
         """(user, server name, server model) of every running or starting server."""
-        users = await self.call("GET", "users?state=active&limit=1000")
         result = []
-        for user in users or []:  # type: ignore[union-attr]
+        async for user in self.users("active"):
             for name, server in (user.get("servers") or {}).items():
                 result.append((user["name"], name, server))
         return result

@@ -43,7 +43,8 @@ class HubOptions(Configurable):
     port = Int(8000, config=True, help="The hub's public port.")
     proxy_api_port = Int(8001, config=True, help="configurable-http-proxy's API port (127.0.0.1).")
     hub_ip = Unicode(None, allow_none=True, config=True,
-                     help="Where the hub's API listens; containers reach it there. Default: the Docker bridge address.")
+                     help="Where the hub's API listens; containers reach it there. Default: the servers' "
+                          "network's address on this machine.")
     hub_port = Int(8081, config=True, help="The hub's API port.")
     mode = Enum(MODES, "anonymous", config=True,
                 help="anonymous: no logins, temporary users culled when idle; authenticated: users log in.")
@@ -66,10 +67,18 @@ class HubOptions(Configurable):
     launch_image_prefix = Unicode("", config=True, help="Kubernetes: the registry `dsbuild serve` pushes to, HOST:PORT/.")
     proxy_command = Unicode(None, allow_none=True, config=True,
                             help="configurable-http-proxy to run. Default: .run/node's (scripts/setup.sh), or PATH.")
+    server_network = Unicode("", config=True,
+                             help="Docker network for the servers. Default: PREFIX-servers, made by `hub up`: internal "
+                                  "(no internet, no 169.254.169.254) and no traffic between servers. Naming an existing "
+                                  "network (e.g. bridge) gives up that isolation.")
 
     def __init__(self, **kwargs):
         super().__init__(**{k: kwargs.pop(k) for k in ("config", "parent") if k in kwargs})
         apply_settings(self, kwargs, HubError)
+
+    @property
+    def network_name(self) -> str:
+        return self.server_network or f"{self.container_prefix}-servers"
 
     @property
     def hub_url(self) -> str:
@@ -129,6 +138,7 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
         password_file=lit(str(paths.password)),
         admin_users=lit(list(options.admin_users)) if options.admin_users else None,
         container_prefix=lit(options.container_prefix), hub_label=lit(options.hub_label),
+        network_name=lit(options.network_name),
         token_in_url=lit(anonymous),
         launch_image_prefix=lit(options.launch_image_prefix),
         catalog_literal=python_literal(catalog_data(catalog)),
@@ -152,6 +162,7 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
         "oauth_redirect_url": None if anonymous else options.service_url.rstrip("/") + "/oauth_callback",
         "registry": options.launch_image_prefix.rstrip("/") or None,
         "hub_label": options.hub_label if options.spawner == "docker" else None,
+        "server_network": options.network_name if options.spawner == "docker" and not options.server_network else None,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from dsbuild.spawner.errors import ChoiceError, SpawnRequestError
 from dsbuild.spawner.resolve import ResourceRequest
 from dsbuild.spawner.spawner import DsbuildSpawner
+from kubespawner import KubeSpawner
 from traitlets import Unicode
 
 from .spawning import split_launch_options
@@ -26,6 +27,25 @@ class KubeLaunchSpawner(DsbuildSpawner):
         help="""Images named in user_options must start with this, the registry the launch
         service pushes to (e.g. "registry.example.org:5000/"). Empty: such requests are refused.""",
     )
+
+    temporary_user_prefix = Unicode(
+        "binder-",
+        config=True,
+        help="""Users whose names start with this are the launch service's temporary users
+        (`dsbuild serve`'s anonymous mode): their home volume (PVC) is deleted with them.
+        Other users' volumes are kept, as DsbuildSpawner keeps them. Empty: keep all.""",
+    )
+
+    def is_temporary(self) -> bool:
+        return bool(self.temporary_user_prefix) and self.user.name.startswith(self.temporary_user_prefix)
+
+    async def delete_forever(self) -> None:
+        """A temporary user is deleted: its PVC goes too (KubeSpawner's deletion, with retries)."""
+        if not self.is_temporary():
+            await super().delete_forever()
+            return
+        self.delete_pvc = True
+        await KubeSpawner.delete_forever(self)
 
     async def choose_resources(self, user_options: Any) -> ResourceRequest:
         try:

@@ -14,21 +14,34 @@ import hashlib
 import logging
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from urllib.parse import urlsplit
 
-from dsbuild.builder.errors import DsbuildError
+from dsbuild.builder.errors import DsbuildError, SourceError
+from dsbuild.builder.fetch import public_url
 from dsbuild.builder.service import Built, Event, build
 
 from .builds import BuildRegistry
 from .config import LaunchConfig
-from .errors import LaunchLimitReached, ServerStartFailed
+from .errors import (
+    LaunchLimitReached,
+    RateLimited,
+    RepoNotFound,
+    ServerLimitReached,
+    ServerStartFailed,
+    TooManyLaunches,
+)
 from .events import StreamEvent, failed, launching, ready
+from .hosts import safe_source_message
 from .hubapi import HubClient
+from .limits import RateLimiter
 from .preflight import Checked, Preflight
+from dsbuild.builder.names import canonical_url
 from .routes import LaunchSpec
+from .stopping import UserRemover
 
 log = logging.getLogger("dsbuild.launch")
 
@@ -37,9 +50,10 @@ BuildFn = Callable[[Checked], Iterator[Event]]
 
 def server_name_for(url: str, commit: str) -> str:
     """The named server of an authenticated launch: one per repository and commit (pure)."""
-    path = urlsplit(url).path.rstrip("/").removesuffix(".git")
+    key = canonical_url(url)
+    path = urlsplit(key).path
     slug = re.sub(r"[^a-z0-9]+", "-", path.rsplit("/", 1)[-1].lower()).strip("-")[:30].strip("-") or "repo"
-    return f"{slug}-{hashlib.sha256(url.encode()).hexdigest()[:6]}-{commit[:7]}"
+    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:6]}-{commit[:7]}"
 
 
 def open_url(hub_url: str, server_path: str, open_path: str, token: str | None = None) -> str:
@@ -59,36 +73,79 @@ class Launcher:
         self.preflight = preflight or Preflight(config)
         self.registry = registry or BuildRegistry(config.max_builds)
         self.build_fn = build_fn or self._build
-        self.starting: Counter[str] = Counter()  # launches per repository not yet ready
+        self.starting: Counter[str] = Counter()  # launches per repository key not yet ready
+        self.rate = RateLimiter(config.launch_rate)
+        self.checking = 0  # launch pages being checked
+        self.remover = UserRemover(hub)
+        self.refused: Counter[str] = Counter()  # launches refused, by reason
 
     def _build(self, checked: Checked) -> Iterator[Event]:
         return build(self.preflight.build_request(checked), self.preflight.engine, self.preflight.workspace)
 
-    async def check(self, spec: LaunchSpec, reserved: int = 0) -> Checked:
-        """Everything that can refuse a launch before it starts (raises a LaunchError).
-        `reserved`: launches of this request already counted in `starting`."""
-        checked = await asyncio.get_running_loop().run_in_executor(None, self.preflight.check, spec)
-        self.registry.check_capacity(checked.key, needs_build=not checked.image_exists)
-        await self._check_repo_limit(spec.url, reserved)
+    async def check(self, spec: LaunchSpec, client: str | None, reserved: int = 0) -> Checked:
+        """Everything that can refuse a launch before it starts (raises a LaunchError),
+        cheapest first: the service's and the hub's capacity, the client's rate (which
+        counts this launch when `client` is given: the launch page counts, its stream
+        does not count again), then git. `reserved`: launches of this request already
+        counted in `starting`."""
+        try:
+            self._check_starting(reserved)
+            await self._check_servers(canonical_url(spec.url), reserved)
+            if client is not None:
+                self._take_rate(client)
+            checked = await asyncio.get_running_loop().run_in_executor(None, self.preflight.check, spec)
+            self.registry.check_capacity(checked.key, needs_build=not checked.image_exists)
+        except Exception as err:
+            self.refused[getattr(err, "reason", "internal")] += 1
+            raise
         return checked
 
-    async def _check_repo_limit(self, url: str, reserved: int) -> None:
-        limit = self.config.per_repo_limit
-        if not limit:
+    async def check_page(self, spec: LaunchSpec, client: str) -> Checked:
+        """The launch page's checks; they count as a launch of `client`."""
+        self.checking += 1
+        try:
+            return await self.check(spec, client)
+        finally:
+            self.checking -= 1
+
+    def _take_rate(self, client: str) -> None:
+        wait = self.rate.take(client, time.monotonic())
+        if wait is not None:
+            raise RateLimited(f"you started {self.rate.rate.count} launches already, the most this server allows "
+                              f"({self.rate.rate}); try again in {int(wait // 60) + 1} minutes", retry_after=wait)
+
+    def _check_starting(self, reserved: int) -> None:
+        others = sum(self.starting.values()) + self.checking - reserved
+        if others >= self.config.max_starting:
+            raise TooManyLaunches(f"{others} launches are in progress, the most this server handles at once; "
+                                  "try again in a minute")
+
+    async def _check_servers(self, key: str, reserved: int) -> None:
+        limit, per_repo = self.config.max_servers, self.config.per_repo_limit
+        if not limit and not per_repo:
             return
-        running = sum(1 for _, _, server in await self.hub.active_servers()
-                      if (server.get("user_options") or {}).get("repo") == url)
-        others = running + self.starting[url] - reserved
-        if others >= limit:
-            raise LaunchLimitReached(f"this repository has {others} running or starting launches, "
-                                     f"the most this server allows ({limit}); try again later")
+        servers = await self.hub.active_servers()
+        if limit:
+            total = len(servers) + sum(self.starting.values()) - reserved
+            if total >= limit:
+                raise ServerLimitReached(f"this server runs {total} servers, the most it allows ({limit}); "
+                                         "try again in a few minutes")
+        if per_repo:
+            running = sum(1 for _, _, server in servers
+                          if canonical_url((server.get("user_options") or {}).get("repo") or "") == key)
+            others = running + self.starting[key] - reserved
+            if others >= per_repo:
+                raise LaunchLimitReached(f"this repository has {others} running or starting launches, "
+                                         f"the most this server allows ({per_repo}); try again later")
 
     async def launch(self, spec: LaunchSpec, user: dict | None) -> AsyncIterator[StreamEvent]:
-        """The launch's events, ending with `ready` or `failed`."""
-        self.starting[spec.url] += 1
+        """The launch's events, ending with `ready` or `failed`. The launch page that
+        gave out the stream's token counted it against the client's rate already."""
+        key = canonical_url(spec.url)
+        self.starting[key] += 1
         try:
             yield StreamEvent("resolving", f"resolving {spec.display}")
-            checked = await self.check(spec, reserved=1)
+            checked = await self.check(spec, None, reserved=1)
             yield StreamEvent("resolving", f"commit {checked.commit}")
             job, started = self.registry.join_or_start(checked.key, lambda: self.build_fn(checked),
                                                        needs_build=not checked.image_exists)
@@ -102,16 +159,18 @@ class Launcher:
                 async for event in starting:
                     yield event
         except Exception as err:  # noqa: BLE001 -- every failure ends the stream with its reason
-            if not isinstance(err, DsbuildError):
+            if isinstance(err, SourceError):  # git's own words may describe the network: log them only
+                err = RepoNotFound(safe_source_message(str(err), public_url(spec.url)))
+            elif not isinstance(err, DsbuildError):
                 log.exception("launch of %s failed", spec.display)
             yield failed(err)
         finally:
-            self.starting[spec.url] -= 1
-            if self.starting[spec.url] <= 0:
-                del self.starting[spec.url]
+            self.starting[key] -= 1
+            if self.starting[key] <= 0:
+                del self.starting[key]
 
     def _user_options(self, spec: LaunchSpec, checked: Checked, built: Built) -> dict:
-        return {**self.config.user_options, "image": built.image, "repo": spec.url, "ref": checked.commit}
+        return {**self.config.user_options, "image": built.image, "repo": canonical_url(spec.url), "ref": checked.commit}
 
     async def _start(self, spec: LaunchSpec, checked: Checked, built: Built, user: dict | None) -> AsyncIterator[StreamEvent]:
         if self.config.mode == "authenticated":
@@ -136,15 +195,9 @@ class Launcher:
             token = await self.hub.create_token(name, self.config.token_lifetime, "dsbuild launch link",
                                                 [f"access:servers!user={name}"])
         except BaseException:
-            await self._forget(name)
+            self.remover.remove_soon(name)  # its server is stopped first; not cut by this stream closing
             raise
         yield ready(open_url(self.config.hub_url, server_path, spec.open_path, token))
-
-    async def _forget(self, name: str) -> None:
-        try:
-            await self.hub.delete_user(name)
-        except Exception:  # noqa: BLE001 -- the culler removes it later
-            log.warning("could not delete temporary user %s", name)
 
     async def _start_named(self, name: str, spec: LaunchSpec, checked: Checked, built: Built) -> AsyncIterator[StreamEvent]:
         server = server_name_for(spec.url, checked.commit)
@@ -182,4 +235,7 @@ class Launcher:
             "builds": {"running": len(self.registry.jobs), "started": self.registry.started_total,
                        "max": self.config.max_builds},
             "launches_starting": sum(self.starting.values()),
+            "launches_refused": dict(self.refused),
+            "clients_limited": self.rate.clients(),
+            "users_being_removed": len(self.remover.pending),
         }

@@ -31,6 +31,8 @@ from dsbuild.spawner.catalog import load_catalog
 
 from .errors import HubError
 from .hubconfig import HubOptions, Paths, check_options, default_catalog, launch_settings, render_hub_config
+from .servernet import ensure_server_network, remove_server_network, remove_volumes
+from .servernet import gateway as network_gateway
 
 PROXY_NAMES = ("configurable-http-proxy",)
 Say = Callable[[str], None]
@@ -175,11 +177,12 @@ def _secret_file(path: Path, value: str | None = None) -> None:
         f.write((value if value is not None else secrets.token_hex(32)) + "\n")
 
 
-def write_state(options: HubOptions, password: str | None = None) -> tuple[Paths, str]:
-    """Create the state folder, its secrets and configuration; returns (paths, hub ip)."""
+def write_state(options: HubOptions, password: str | None = None, gateway: str | None = None) -> tuple[Paths, str]:
+    """Create the state folder, its secrets and configuration; returns (paths, hub ip).
+    `gateway`: the servers' network's address on the host, where the hub's API listens."""
     check_options(options)
     catalog = load_catalog(options.catalog_file) if options.catalog_file else default_catalog()
-    hub_ip = options.hub_ip or (bridge_ip(DockerEngine()) if options.spawner == "docker" else "0.0.0.0")
+    hub_ip = options.hub_ip or gateway or (bridge_ip(DockerEngine()) if options.spawner == "docker" else "0.0.0.0")
     paths = Paths(options.state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
@@ -201,7 +204,11 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     missing = [m for m in ("dockerspawner", "jupyterhub_idle_culler") if importlib.util.find_spec(m) is None]
     if missing and options.spawner == "docker":
         raise HubError(f"{', '.join(missing)} is not installed: pip install \"dsbuild[launch]\"")
-    paths, hub_ip = write_state(options, password)
+    gateway = None
+    if options.spawner == "docker":
+        gateway = (ensure_server_network(options.network_name, options.hub_label) if not options.server_network
+                   else network_gateway(options.server_network))
+    paths, hub_ip = write_state(options, password, gateway)
     proxy = find_proxy(options.proxy_command)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
         if not _port_free(ip, port):
@@ -251,11 +258,17 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
     say(f"stopped JupyterHub ({hub})" if hub else "JupyterHub was not running")
     proxy = _stop(paths.proxy_pid, PROXY_NAMES, 10)
     say(f"stopped configurable-http-proxy ({proxy})" if proxy else "configurable-http-proxy was not running")
-    label = _settings(paths).get("hub_label")
+    settings = _settings(paths)
+    label = settings.get("hub_label")
     if label:
         left = remove_containers(DockerEngine(), label)
         if left:
             say(f"removed {len(left)} server container(s) the hub left behind")
+        volumes = remove_volumes(label)
+        if volumes:
+            say(f"removed {len(volumes)} home volume(s) of users the hub did not delete")
+        if settings.get("server_network") and remove_server_network(settings["server_network"], label):
+            say(f"removed the servers' network {settings['server_network']}")
 
 
 def hub_status(state_dir: Path) -> dict:

@@ -16,7 +16,7 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import SourceError
 from dsbuild.builder.fetch import public_url
 from dsbuild.builder.host import read_host_settings
-from dsbuild.builder.names import image_name
+from dsbuild.builder.names import canonical_url, image_name
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import BuildRequest
 from dsbuild.builder.source import GitSource
@@ -26,6 +26,7 @@ from dsbuild.builder.workspace import Workspace
 from .builds import BuildKey
 from .config import LaunchConfig
 from .errors import RepoNotFound, RepoTooLarge
+from .hosts import check_host, safe_source_message
 from .routes import LaunchSpec
 
 
@@ -82,18 +83,20 @@ class Preflight:
         )
 
     def check(self, spec: LaunchSpec) -> Checked:
+        where = public_url(spec.url)
+        check_host(spec.url, self.config.allowed_host_networks, where)
         with self._lock(spec.url):
             try:
                 target = decide_target(self.request(spec), self.workspace, self.engine)
-            except SourceError as err:
-                raise RepoNotFound(str(err)) from None
-            if target.needs_build and self.config.max_repo_size:
-                size = self.workspace.fetcher.tree_size(target.resolved)
-                if size > self.config.max_repo_size:
-                    raise RepoTooLarge(f"{public_url(spec.url)} at {target.resolved.tag} holds {_size(size)} of files, "
-                                       f"more than this server builds ({_size(self.config.max_repo_size)})")
+                limit = self.config.max_repo_size
+                size = self.workspace.fetcher.tree_size(target.resolved) if target.needs_build and limit else 0
+            except SourceError as err:  # git's own words may describe the network: logged only
+                raise RepoNotFound(safe_source_message(str(err), where)) from None
+            if limit and size > limit:
+                raise RepoTooLarge(f"{where} at {target.resolved.tag} holds {_size(size)} of files, "
+                                   f"more than this server builds ({_size(limit)})")
         assert target.resolved.commit
-        return Checked(spec, BuildKey(spec.url, target.resolved.commit), target)
+        return Checked(spec, BuildKey(canonical_url(spec.url), target.resolved.commit), target)
 
     def build_request(self, checked: Checked) -> BuildRequest:
         """Exactly the checked commit, already resolved: the source's ref is the sha."""

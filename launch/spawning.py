@@ -70,7 +70,6 @@ def local_resources(request: ResourceRequest) -> LocalResources:
     are Kubernetes volumes: a local container gets neither, and the notes say so."""
     if request.gpu is not None:
         raise ChoiceError("GPUs are not available to servers on the local Docker engine; leave gpu_type and gpus out")
-    notes = [f"no {request.storage.size} home volume on local Docker: files live in the container "
-             "and are gone when the server stops"]
+    notes = [f"the home volume is not held to {request.storage.size} on local Docker (no volume quotas)"]
     notes += [f"data volume {v.name} ({v.mount_path}) is not mounted on local Docker" for v in request.data_volumes]
     return LocalResources(request.cpu.limit.cores, request.memory.limit.bytes, tuple(notes))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import threading
 from urllib.parse import quote
 
@@ -49,6 +50,20 @@ def events_of(body: bytes) -> list[dict]:
 
 def git_path(url: str, ref: str = "main") -> str:
     return f"git/{quote(url, safe='')}/{ref}"
+
+
+def stream_url_of(page) -> str:
+    """The event stream's URL (with its one-use token) from a launch page."""
+    match = re.search(r'data-stream="([^"]+)"', page.body.decode())
+    assert match, page.body[-500:]
+    return html.unescape(match.group(1))
+
+
+async def launch_stream(base: str, path: str):
+    """What the launch page's script does: load the page, then open its stream."""
+    page = await get(f"{base}/v2/{path}")
+    assert page.code == 200, page.body[-500:]
+    return await get(base + stream_url_of(page))
 
 
 def test_home_page_makes_the_link_and_badge():
@@ -94,7 +109,7 @@ def test_launch_page_shows_the_stream_and_builds_nothing(repo):
     page, started = run(scenario, build=build)
     assert page.code == 200, page.body
     body = html.unescape(page.body.decode())
-    assert f'data-stream="/build/{git_path(repo)}?labpath=notebook.ipynb"' in body
+    assert f'data-stream="/build/{git_path(repo)}?labpath=notebook.ipynb&launch_token=' in body
     assert "lab/tree/notebook.ipynb" in body
     assert started == 0 and build.calls == 0
 
@@ -148,7 +163,7 @@ def test_build_limit(repo, tmp_path):
     build = FakeBuild(gate)
 
     async def scenario(base, launcher):
-        first = asyncio.ensure_future(get(f"{base}/build/{git_path(other)}"))
+        first = asyncio.ensure_future(launch_stream(base, git_path(other)))
         while not launcher.registry.jobs:
             await asyncio.sleep(0.02)
         page = await get(f"{base}/v2/{git_path(repo)}")
@@ -165,7 +180,7 @@ def test_the_stream_builds_and_launches_a_temporary_user(repo):
     hub, build = FakeHub(), FakeBuild()
 
     async def scenario(base, _):
-        return await get(f"{base}/build/{git_path(repo)}?labpath=notebook.ipynb")
+        return await launch_stream(base, f"{git_path(repo)}?labpath=notebook.ipynb")
 
     response = run(scenario, hub=hub, build=build)
     assert response.headers["Content-Type"] == "text/event-stream"
@@ -182,7 +197,12 @@ def test_the_stream_builds_and_launches_a_temporary_user(repo):
 
 def test_a_refused_start_fails_the_stream_and_removes_the_user(repo):
     hub = FakeHub(refuse="refused: 8 CPUs is over the per-server CPU limit of 2 CPUs (the default limits)")
-    response = run(lambda base, _: get(f"{base}/build/{git_path(repo)}"), hub=hub)
+    async def scenario(base, launcher):
+        response = await launch_stream(base, git_path(repo))
+        await launcher.remover.drain(10)
+        return response
+
+    response = run(scenario, hub=hub)
     last = events_of(response.body)[-1]
     assert last["phase"] == "failed" and last["reason"] == "launch" and "per-server CPU limit" in last["message"]
     assert hub.deleted and hub.deleted[0].startswith("binder-")
@@ -190,7 +210,7 @@ def test_a_refused_start_fails_the_stream_and_removes_the_user(repo):
 
 def test_a_bad_link_on_the_stream_is_a_failed_event():
     response = run(lambda base, _: get(f"{base}/build/gh/org/repo/main?labpath=/etc/passwd"))
-    assert response.code == 200
+    assert response.code == 400
     (event,) = events_of(response.body)
     assert event["phase"] == "failed" and event["reason"] == "bad-request"
 
@@ -200,8 +220,7 @@ def test_two_simultaneous_launches_build_once(repo):
     build, hub = FakeBuild(gate), FakeHub()
 
     async def scenario(base, launcher):
-        url = f"{base}/build/{git_path(repo)}"
-        streams = [asyncio.ensure_future(get(url)) for _ in range(2)]
+        streams = [asyncio.ensure_future(launch_stream(base, git_path(repo))) for _ in range(2)]
         while not launcher.registry.jobs:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)  # the second launch has joined by now

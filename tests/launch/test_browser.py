@@ -9,7 +9,9 @@ stops them; leftovers by label), the images (by name prefix), the hub, proxy and
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import os
 import socket
 import subprocess
@@ -142,7 +144,7 @@ def start_service(hub: HubOptions, prefix: str, tmp: Path, port: int) -> subproc
     with open(tmp / "serve.log", "wb") as log:
         process = subprocess.Popen(
             [str(dsbuild), "serve", "--hub-state", str(hub.state_dir), "--port", str(port), "--allow-scheme", "file",
-             "--image-prefix", prefix, "--max-repo-size", "1Mi", "--per-repo-limit", "4"],
+             "--image-prefix", prefix, "--max-repo-size", "1Mi", "--per-repo-limit", "4", "--launch-rate", "100/hour"],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     for _ in range(120):
@@ -218,6 +220,15 @@ def link(service: str, repo: Path, route: str = "v2", ref: str = "main", query: 
     return f"{service}/{route}/git/{quote(repo.as_uri(), safe='')}/{ref}{query}"
 
 
+def stream_link(service: str, page_link: str) -> str:
+    """The event stream (with its one-use token) that the launch page at `page_link` opens."""
+    status, body = fetch(page_link)
+    assert status == 200, body[-500:]
+    match = re.search(r'data-stream="([^"]+)"', body)
+    assert match, body[-500:]
+    return service + html.unescape(match.group(1))
+
+
 def builds_started(service: str) -> int:
     return json.loads(fetch(service + "/health")[1])["builds"]["started"]
 
@@ -264,7 +275,7 @@ def test_two_simultaneous_launches_build_once(service, example, clean_users):
     results: list[list[dict]] = [[], []]
 
     def launch(i: int) -> None:
-        results[i] = stream(link(service, example, "build", ref=sha))
+        results[i] = stream(stream_link(service, link(service, example, ref=sha)))
 
     threads = [threading.Thread(target=launch, args=(i,)) for i in range(2)]
     for thread in threads:

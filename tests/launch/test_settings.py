@@ -11,12 +11,15 @@ from dsbuild.launch.cli import serve, up
 from dsbuild.launch.config import LaunchConfig
 from dsbuild.launch.errors import ConfigInvalid, HubError
 from dsbuild.launch.hubconfig import HubOptions
+from dsbuild.launch.limits import Rate
+from dsbuild.spawner.quantities import Memory
 from traitlets.config import Config
 
 
 # Options whose default is not the trait's, on purpose: serve's mode comes from the hub's
-# state folder; --max-repo-size is written as a size ("500Mi") and parsed into the trait.
-NOT_THE_TRAITS_DEFAULT = {"mode", "max_repo_size"}
+# state folder; --max-repo-size is written as a size ("500Mi") and --launch-rate as COUNT/UNIT
+# ("10/hour"), each parsed into the trait (checked below).
+NOT_THE_TRAITS_DEFAULT = {"mode", "max_repo_size", "launch_rate"}
 
 
 @pytest.mark.parametrize("cls, command", [(LaunchConfig, serve), (HubOptions, up)])
@@ -31,6 +34,9 @@ def test_every_option_named_like_a_setting_takes_its_default_and_help(cls, comma
         default = trait.default()
         if default not in (None, "", []) and not (command is serve and name in NOT_THE_TRAITS_DEFAULT):
             assert option.default == (tuple(default) if isinstance(default, list) else default), name
+    if command is serve:
+        assert Rate.parse(options["launch_rate"].default) == traits["launch_rate"].default()
+        assert Memory.parse(options["max_repo_size"].default).bytes == traits["max_repo_size"].default()
 
 
 def test_a_changed_default_reaches_the_help():

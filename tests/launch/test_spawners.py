@@ -117,7 +117,7 @@ def test_local_resources_notes_what_docker_does_not_do():
     request = resolve(parse_user_options({"cpu": 2, "memory": "4Gi"}), catalog, HubUser("r", frozenset({"researchers"})))
     local = local_resources(request)
     assert local.cpu == 2.0 and local.memory == 4 * 2**30
-    assert any("no 10 GiB home volume" in n for n in local.notes) and any("datasets" in n for n in local.notes)
+    assert any("not held to 10 GiB" in n for n in local.notes) and any("datasets" in n for n in local.notes)
     gpu = resolve(parse_user_options({"gpu_type": "nvidia-t4"}), catalog, HubUser("r", frozenset({"researchers"})))
     with pytest.raises(ChoiceError):
         local_resources(gpu)
