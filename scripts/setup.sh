@@ -19,6 +19,12 @@ python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || need+
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v npm >/dev/null || need+=(npm)                     # configurable-http-proxy, JupyterHub's proxy
 [ -x /usr/bin/chromium ] || need+=(chromium)                  # the browser tests drive Debian's Chromium
+# The test cluster's real node (tests/cluster/node.sh): a CRI runtime, its OCI runtime, pod networking.
+[ -x /usr/bin/containerd ] || need+=(containerd)
+[ -x /usr/sbin/runc ] || [ -x /usr/bin/runc ] || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+command -v cc >/dev/null && dpkg -s libc6-dev >/dev/null 2>&1 || need+=(gcc libc6-dev)  # the pause program
 if ((${#need[@]})); then
     say "installing Debian packages: ${need[*]}"
     apt-get update -q >/dev/null

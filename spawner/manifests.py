@@ -11,7 +11,17 @@ kept; `pod_manifest` then sets, and always wins on, what the catalog decides:
   capabilities dropped, RuntimeDefault seccomp);
 - the home volume (the user's PVC) and the read-only shared data volumes,
   replacing any base volume with the same name or mount path;
+- the `home-init` init container that fills an empty home volume from the
+  image's home (below), after any init containers of the base;
 - the GPU type's node selector and the GPU toleration.
+
+The home volume is mounted where the image keeps the repository (the user's
+home, /home/jovyan), so on its own it would hide the repository's notebooks.
+`home-init` runs the notebook's image, as the user, with the volume mounted
+beside the image's home: on the first start (no marker file in the volume) it
+copies the image's home into the volume, never replacing a file that is
+already there, and writes the marker. Later starts copy nothing, so the user's
+edits and deletions stay as the user left them. docs/spawner.md has the design.
 
 The dicts use Kubernetes' JSON field names and validate against its OpenAPI
 schema (tests/spawner checks this with kubernetes-validate).
@@ -29,6 +39,21 @@ NOTEBOOK_CONTAINER = "notebook"  # the container name KubeSpawner gives the serv
 HOME_VOLUME = "home"
 NOTEBOOK_PORT = 8888
 ANNOTATION = "dsbuild.io/"
+HOME_INIT_CONTAINER = "home-init"
+HOME_INIT_MOUNT = "/dsbuild-home-volume"  # where home-init sees the volume
+HOME_MARKER = ".dsbuild-home-initialized"
+# Arguments, never interpolated: $1 the image's home, $2 the volume, $3 the marker's name.
+# Each entry of the image's home is copied unless the volume has one of that name
+# (the folder itself is not: the user may not set attributes on the volume's root).
+_HOME_INIT_SCRIPT = (
+    'set -eu\n'
+    'if [ -e "$2/$3" ]; then echo "home volume already set up: nothing copied"; exit 0; fi\n'
+    'if [ -d "$1" ]; then find "$1" -mindepth 1 -maxdepth 1 -exec sh -c \''
+    'for f; do n="${f##*/}"; [ -e "$0/$n" ] || [ -L "$0/$n" ] || cp -a -- "$f" "$0/" || exit 1; done'
+    '\' "$2" {} +; fi\n'
+    'date -u +%Y-%m-%dT%H:%M:%SZ > "$2/$3"\n'
+    'echo "home volume set up from the image\'s $1"\n'
+)
 # Annotation KubeSpawner adds for the long-deprecated beta storage-class field.
 _BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
 
@@ -83,6 +108,22 @@ def _volumes(request: ResourceRequest, pvc_name: str) -> tuple[list[dict], list[
             volumes.append({"name": name, "nfs": {"server": data.nfs_server, "path": data.nfs_path, "readOnly": True}})
         mounts.append({"name": name, "mountPath": data.mount_path, "readOnly": True})
     return volumes, mounts
+
+
+def _home_init_container(request: ResourceRequest, notebook: Mapping[str, Any]) -> dict[str, Any]:
+    """Fills an empty home volume from the image's home on the first start (see above)."""
+    container: dict[str, Any] = {
+        "name": HOME_INIT_CONTAINER,
+        "image": request.image,
+        "command": ["sh", "-c", _HOME_INIT_SCRIPT, HOME_INIT_CONTAINER,
+                    request.storage.mount_path, HOME_INIT_MOUNT, HOME_MARKER],
+        "resources": _resources(request),
+        "securityContext": _container_security(request),
+        "volumeMounts": [{"name": HOME_VOLUME, "mountPath": HOME_INIT_MOUNT}],
+    }
+    if notebook.get("imagePullPolicy"):
+        container["imagePullPolicy"] = notebook["imagePullPolicy"]
+    return container
 
 
 def _container_security(request: ResourceRequest) -> dict[str, Any]:
@@ -144,6 +185,8 @@ def pod_manifest(request: ResourceRequest, *, pvc_name: str, base: Mapping[str, 
     base_volumes = [v for v in spec.get("volumes") or [] if v.get("name") not in dropped - in_use]
     spec["volumes"] = _replace_by_name(base_volumes, volumes)
 
+    spec["initContainers"] = _replace_by_name(spec.get("initContainers") or [],
+                                              [_home_init_container(request, container)])
     spec["securityContext"] = {**(spec.get("securityContext") or {}), "fsGroup": request.security.fs_gid}
     if request.gpu:
         spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **dict(request.gpu.type.node_selector)}

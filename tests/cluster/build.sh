@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the test cluster's binaries from the official Go modules pinned in
 # tests/cluster/go.mod (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, kwok) into a cache outside the repo, once per version:
+# kubectl, kubelet, etcd, kwok) and the pod sandbox's `pause` program (compiled
+# from the pause.c that k8s.io/kubernetes ships, build/pause/linux) into a cache
+# outside the repo, once per version:
 #   ${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/k8s/<release>/
 # A binary already in the cache (built from the same go.mod/go.sum and Go) is
 # reused. Compiles run under `nice -n 19`. Prints the cache folder last.
@@ -41,7 +43,7 @@ mkdir -p "$cache"
 stamp="$( (grep -v '^[[:space:]]*//' go.mod; cat go.sum; "$GO" version) | sha256sum | cut -c1-16)"
 if [ "$force" = 1 ] || [ "$(cat "$cache/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -f "$cache"/kube-apiserver "$cache"/kube-controller-manager "$cache"/kube-scheduler \
-          "$cache"/kubectl "$cache"/etcd "$cache"/kwok
+          "$cache"/kubectl "$cache"/kubelet "$cache"/etcd "$cache"/kwok "$cache"/pause
 fi
 
 major="${release#v}"; major="${major%%.*}"
@@ -70,6 +72,7 @@ build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kver"
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$kver"
 build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$kver"
 build kubectl k8s.io/kubernetes/cmd/kubectl "$kver"
+build kubelet k8s.io/kubernetes/cmd/kubelet "$kver"
 build etcd go.etcd.io/etcd/server/v3 "-X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_ver}"
 build kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=${kwok_ver#v}"
 # kwok's own stages (node initialize and lease heartbeat, pod ready/complete/delete),
@@ -80,5 +83,17 @@ for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with
          pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     install -m 644 "$kwok_dir/kustomize/stage/$f.yaml" "$cache/stages/"
 done
+# The pod sandbox's program, for the real node's locally built pause image
+# (node.sh): Kubernetes' own pause.c, linked statically so the image needs nothing else.
+if [ ! -x "$cache/pause" ]; then
+    CC="${CC:-$(command -v cc || true)}"
+    [ -n "$CC" ] || { echo "build.sh: no C compiler for pause.c (apt-get install gcc libc6-dev)" >&2; exit 1; }
+    kube_dir="$("$GO" list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+    pause_tag="$(awk '$1=="TAG" && $2=="?=" {print $3; exit}' "$kube_dir/build/pause/Makefile")"
+    "$CC" -Os -static -Wall -DVERSION="v$pause_tag-dsbuild" -o "$cache/.pause.tmp" "$kube_dir/build/pause/linux/pause.c"
+    strip "$cache/.pause.tmp" 2>/dev/null || true
+    mv "$cache/.pause.tmp" "$cache/pause"
+    echo "$pause_tag" > "$cache/pause.version"
+fi
 echo "$stamp" > "$cache/.stamp"
 echo "$cache"

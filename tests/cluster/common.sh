@@ -9,10 +9,12 @@ LOG_DIR="$RUN_DIR/logs"
 PKI_DIR="$RUN_DIR/pki"
 KUBECONFIG_PATH="$RUN_DIR/kubeconfig"
 # Components in start order; stop.sh stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok docker-registry containerd kubelet)
 
 say() { printf '\033[1;35m[cluster]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[cluster]\033[0m %s\n' "$*" >&2; exit 1; }
+
+source "$CLUSTER_SRC/node.sh"
 
 # Is the component whose pid file is $1 alive?
 alive() { [ -f "$PID_DIR/$1.pid" ] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from . import objects
+from . import objects, realnode
 from .kube import Kubectl
 
 HERE = Path(__file__).resolve().parent
@@ -173,3 +173,48 @@ def namespace(cluster: Kubectl, hub_kubeconfig) -> str:
     cluster.recycle_volumes(name)
     cluster("delete", "pv", datasets_pv, "--wait=false", check=False)
     cluster("delete", "namespace", name, "--wait=false", check=False)
+
+
+# -- the real node (node.sh) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: Kubectl) -> realnode.RealNode:
+    """The cluster's real node and its registry; skipped (failed in CI) without one."""
+    env = realnode.cluster_env(RUN_DIR)
+    if "DSBUILD_CLUSTER_NODE" not in env:
+        log = RUN_DIR / "logs"
+        _unavailable(f"the test cluster has no real node (start.sh said why; logs in {log})")
+    node = realnode.RealNode(env["DSBUILD_CLUSTER_NODE"], env["DSBUILD_CLUSTER_REGISTRY"])
+    cluster("wait", "--for=condition=Ready", f"node/{node.name}", "--timeout=60s")
+    return node
+
+
+@pytest.fixture(scope="session")
+def node_image(real_node: realnode.RealNode, tmp_path_factory) -> str:
+    """A small repository built and pushed to the node's registry the production
+    way; the engine's copy of the pushed tag is removed at the end."""
+    repo = realnode.make_repo(tmp_path_factory.mktemp("node-repo") / "repo")
+    image_name = f"dsbuild-node-test-{uuid.uuid4().hex[:6]}"
+    image = realnode.build_and_push(repo, real_node.registry, image_name)
+    yield image
+    subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
+
+
+@pytest.fixture
+def node_namespace(cluster: Kubectl, namespace: str, real_node: realnode.RealNode, tmp_path) -> str:
+    """`namespace` with the `real-datasets` claim bound to a read-only local
+    volume on the real node that holds one file."""
+    folder = tmp_path / "datasets"
+    folder.mkdir()
+    (folder / realnode.DATA_FILE).write_text("shared data\n")
+    folder.chmod(0o755)
+    pv_name = f"real-datasets-{namespace}"
+    cluster.apply(realnode.data_volume(pv_name, folder, real_node.name))
+    cluster.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": realnode.DATA_CLAIM, "namespace": namespace},
+                   "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv_name,
+                            "resources": {"requests": {"storage": "1Gi"}}}})
+    yield namespace
+    cluster("delete", "pods,pvc", "--all", "-n", namespace, "--wait=true", "--timeout=90s", check=False)
+    cluster("delete", "pv", pv_name, "--wait=false", check=False)

@@ -2,7 +2,9 @@
 // official modules at one pinned release: kube-apiserver, kube-controller-manager,
 // kube-scheduler and kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd,
 // and kwok (simulated nodes) from sigs.k8s.io/kwok. Nothing here is our code:
-// build.sh runs "go build" on the tool packages listed below.
+// build.sh runs "go build" on the tool packages listed below, and on
+// k8s.io/kubernetes/cmd/kubelet (the real node), whose packages these
+// requirements already cover (go list -mod=readonly -deps finds them all).
 // Pinned (see the require block): k8s.io/kubernetes v1.36.3, go.etcd.io/etcd/server/v3
 // v3.6.8 (the etcd that Kubernetes 1.36 requires), sigs.k8s.io/kwok v0.8.0 (built
 // against k8s.io/* v0.36). To move: go get k8s.io/kubernetes@vX.Y.Z, update the

@@ -5,6 +5,7 @@ API client."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -71,8 +72,22 @@ class Kubectl:
                 continue
             name = pv["metadata"]["name"]
             self("delete", "pv", name, "--wait=true", "--timeout=60s")
-            fresh = objects.persistent_volume(name, pv["spec"]["capacity"]["storage"], pool,
-                                              pv["spec"]["accessModes"][0], pv["spec"].get("storageClassName", ""))
+            if "local" in pv["spec"]:  # a real directory: emptied, then offered again
+                _empty_folder(Path(pv["spec"]["local"]["path"]))
+                spec = {k: v for k, v in pv["spec"].items() if k != "claimRef"}
+                fresh = {"apiVersion": "v1", "kind": "PersistentVolume", "spec": spec,
+                         "metadata": {"name": name, "labels": pv["metadata"].get("labels") or {}}}
+            else:
+                fresh = objects.persistent_volume(name, pv["spec"]["capacity"]["storage"], pool,
+                                                  pv["spec"]["accessModes"][0], pv["spec"].get("storageClassName", ""))
             self.apply(fresh)
             recycled.append(name)
         return recycled
+
+
+def _empty_folder(folder: Path) -> None:
+    for child in folder.iterdir() if folder.is_dir() else ():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()

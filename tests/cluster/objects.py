@@ -22,6 +22,9 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 POOL_LABEL = "dsbuild.io/node-pool"
 STORAGE_CLASS = "standard"
 PV_POOL_LABEL = "dsbuild.io/pv-pool"
+# The real node (node.sh): its volumes are directories on this machine.
+REAL_STORAGE_CLASS = "real-local"
+REAL_POOL = "real"
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,42 @@ def persistent_volume(name: str, size: str, pool: str = "default", access_mode: 
     }
 
 
+def real_storage_class() -> dict:
+    """Local volumes of the real node: bound when a pod that uses the claim is
+    scheduled (so the scheduler sees the node they live on), never deleted."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": REAL_STORAGE_CLASS},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def local_volume(name: str, size: str, path: str, node_name: str) -> dict:
+    """A `local` volume: a real directory on `node_name`, which must exist."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {PV_POOL_LABEL: REAL_POOL}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": REAL_STORAGE_CLASS,
+            "local": {"path": path},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}]}]}},
+        },
+    }
+
+
+def real_volumes(node_name: str, folder: str, count: int) -> list[dict]:
+    names = [f"real-10gi-{i:04d}" for i in range(1, count + 1)]
+    return [local_volume(n, "10Gi", f"{folder.rstrip('/')}/{n}", node_name) for n in names]
+
+
 def volumes(count_10gi: int = 16, count_50gi: int = 8, pool: str = "default", prefix: str = "pv") -> list[dict]:
     out = [persistent_volume(f"{prefix}-10gi-{i:04d}", "10Gi", pool) for i in range(1, count_10gi + 1)]
     out += [persistent_volume(f"{prefix}-50gi-{i:04d}", "50Gi", pool) for i in range(1, count_50gi + 1)]
@@ -129,9 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t4-nodes", type=int, default=2)
     parser.add_argument("--volumes-10gi", type=int, default=16)
     parser.add_argument("--volumes-50gi", type=int, default=8)
+    parser.add_argument("--only-real-node", metavar="NAME",
+                        help="print only the real node's StorageClass and local volumes")
+    parser.add_argument("--real-volume-dir", default="", help="where the real node's volume folders are")
+    parser.add_argument("--real-volumes", type=int, default=12)
     args = parser.parse_args(argv)
-    items = [storage_class(), *nodes(args.cpu_nodes, args.a100_nodes, args.t4_nodes),
-             *volumes(args.volumes_10gi, args.volumes_50gi)]
+    if args.only_real_node:
+        if not args.real_volume_dir.startswith("/"):
+            parser.error("--only-real-node needs an absolute --real-volume-dir")
+        items = [real_storage_class(), *real_volumes(args.only_real_node, args.real_volume_dir, args.real_volumes)]
+    else:
+        items = [storage_class(), *nodes(args.cpu_nodes, args.a100_nodes, args.t4_nodes),
+                 *volumes(args.volumes_10gi, args.volumes_50gi)]
     json.dump(as_list(items), sys.stdout, indent=1)
     print()
     return 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts dsbuild's test cluster: a real Kubernetes control plane (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler) built from the official
-# Go modules, with kwok playing the kubelets of simulated CPU and GPU nodes.
+# Go modules, with kwok playing the kubelets of simulated CPU and GPU nodes, and
+# one real node (a kubelet with containerd, node.sh) that runs pods for real.
 # Builds the binaries first if the cache lacks them (tests/cluster/build.sh).
 # Writes an admin kubeconfig and prints its path. tests/cluster/stop.sh stops it all.
 set -euo pipefail
@@ -10,18 +11,23 @@ source "$(dirname "$0")/common.sh"
 usage() {
     cat <<EOF
 Usage: tests/cluster/start.sh [--cpu-nodes N] [--a100-nodes N] [--t4-nodes N]
-                              [--volumes-10gi N] [--volumes-50gi N]
+                              [--volumes-10gi N] [--volumes-50gi N] [--real-volumes N] [--no-node]
 Starts the test cluster (or reuses a running one) and prints its kubeconfig path.
 Defaults: 4 CPU nodes (16 CPU, 64Gi), 2 A100 nodes (8 GPUs), 2 T4 nodes (4 GPUs),
 16 x 10Gi and 8 x 50Gi PersistentVolumes in the default StorageClass 'standard'.
+The real node '$NODE_NAME' (label $NODE_LABEL, taint $NODE_TAINT_KEY:NoSchedule) with
+12 local 10Gi volumes in the StorageClass 'real-local' (--real-volumes), and the
+registry it pulls from (localhost:PORT, in cluster.env); --no-node leaves them out.
 State, logs and pid files: \$DSBUILD_CLUSTER_DIR (default .run/cluster).
 EOF
 }
-shape=()
+shape=() real_volumes=12 want_node=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --cpu-nodes|--a100-nodes|--t4-nodes|--volumes-10gi|--volumes-50gi)
             [ $# -ge 2 ] || die "$1 needs a number"; shape+=("$1" "$2"); shift 2 ;;
+        --real-volumes) [ $# -ge 2 ] || die "$1 needs a number"; real_volumes="$2"; shift 2 ;;
+        --no-node) want_node=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -30,7 +36,8 @@ for tool in openssl curl; do command -v $tool >/dev/null || die "$tool is needed
 PY="$REPO_ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
 
 if alive kube-apiserver && [ -f "$KUBECONFIG_PATH" ] && \
-   "$(cat "$RUN_DIR/bin")/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
+   "$(cat "$RUN_DIR/bin")/kubectl" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1 && \
+   { ! grep -q '^DSBUILD_CLUSTER_NODE=' "$RUN_DIR/cluster.env" || { alive kubelet && alive containerd; }; }; then
     say "already running"; echo "$KUBECONFIG_PATH"; exit 0
 fi
 if ls "$PID_DIR"/*.pid >/dev/null 2>&1; then
@@ -44,9 +51,10 @@ echo "$BIN" > "$RUN_DIR/bin"
 kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # -- ports: free ones on the loopback address, recorded for the tests -------------
-read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT < <("$PY" - <<'EOF'
+read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT \
+    REGISTRY_PORT < <("$PY" - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -57,6 +65,14 @@ KUBECONFIG=$KUBECONFIG_PATH
 DSBUILD_CLUSTER_API=https://127.0.0.1:$API_PORT
 DSBUILD_CLUSTER_BIN=$BIN
 EOF
+if [ "$want_node" = 1 ]; then
+    why_not="$(node_requirements)"
+    if [ -n "$why_not" ]; then say "no real node: $why_not"; want_node=0; fi
+fi
+if [ "$want_node" = 1 ]; then
+    printf 'DSBUILD_CLUSTER_NODE=%s\nDSBUILD_CLUSTER_REGISTRY=localhost:%s\n' "$NODE_NAME" "$REGISTRY_PORT" \
+        >> "$RUN_DIR/cluster.env"
+fi
 
 # -- certificates and service-account keys, new for every cluster -----------------
 say "certificates in $PKI_DIR"
@@ -84,6 +100,7 @@ cert scheduler "/CN=system:kube-scheduler" clientAuth
 cert kwok "/O=system:masters/CN=kwok-controller" clientAuth
 cert kcm-serving "/CN=kube-controller-manager" serverAuth "$local_sans"
 cert scheduler-serving "/CN=kube-scheduler" serverAuth "$local_sans"
+node_certs
 # The aggregation layer's front proxy (as kubeadm sets it up): its own CA and client.
 key front-proxy-ca
 openssl req -x509 -new -key front-proxy-ca.key -days 2 -subj "/CN=front-proxy-ca" -out front-proxy-ca.crt \
@@ -151,6 +168,9 @@ launch kube-apiserver --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --s
     --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$PKI_DIR/front-proxy-client.crt" --proxy-client-key-file="$PKI_DIR/front-proxy-client.key" \
+    --kubelet-client-certificate="$PKI_DIR/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$PKI_DIR/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI_DIR/ca.crt" --kubelet-preferred-address-types=InternalIP \
     --service-account-key-file="$PKI_DIR/sa.pub" --service-account-signing-key-file="$PKI_DIR/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
@@ -190,6 +210,12 @@ wait_for kwok 60 curl -sf "http://127.0.0.1:$KWOK_PORT/healthz"
 say "nodes, the 'standard' StorageClass and PersistentVolumes"
 wait_for kube-apiserver 60 kubectl get serviceaccount default -n default
 "$PY" "$CLUSTER_SRC/objects.py" "${shape[@]}" | kubectl apply -f - >/dev/null
-wait_for kwok 60 kubectl wait --for=condition=Ready node --all --timeout=5s
+wait_for kwok 60 kubectl wait --for=condition=Ready node -l type=kwok --timeout=5s
+if [ "$want_node" = 1 ]; then
+    node_start "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT" "$REGISTRY_PORT"
+    node_volume_dirs "$real_volumes"
+    "$PY" "$CLUSTER_SRC/objects.py" --only-real-node "$NODE_NAME" --real-volume-dir "$NODE_DIR/volumes" \
+        --real-volumes "$real_volumes" | kubectl apply -f - >/dev/null
+fi
 say "ready: $(kubectl get nodes --no-headers | wc -l) nodes, $(kubectl get pv --no-headers | wc -l) volumes; KUBECONFIG=$KUBECONFIG_PATH"
 echo "$KUBECONFIG_PATH"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stops dsbuild's test cluster: every process tests/cluster/start.sh started (by
 # the pids it recorded, newest first), then removes the cluster's folder
-# (etcd data, certificates, kubeconfigs, logs). Safe to run when nothing runs.
+# (etcd data, certificates, kubeconfigs, logs). The real node's pods are deleted
+# first (a clean teardown); whatever a crash left behind (containers, mounts,
+# network namespaces, the bridge, cgroups) goes after. Safe to run when nothing runs.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 keep_logs=0
@@ -25,7 +27,9 @@ stop_one() {
     fi
     rm -f "$pidfile"
 }
+node_drain
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${COMPONENTS[$i]}"; done
+node_cleanup
 
 if [ -d "$RUN_DIR" ]; then
     if [ "$keep_logs" = 1 ] && [ -d "$LOG_DIR" ]; then

@@ -2,12 +2,20 @@
 Kubernetes, and each choice lands where it should."""
 
 import itertools
+import subprocess
 
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from dsbuild.spawner.manifests import minimal_pod, pod_manifest, pvc_manifest
+from dsbuild.spawner.manifests import (
+    HOME_INIT_CONTAINER,
+    HOME_INIT_MOUNT,
+    HOME_MARKER,
+    minimal_pod,
+    pod_manifest,
+    pvc_manifest,
+)
 from dsbuild.spawner.options import UserOptions, parse_user_options
 from dsbuild.spawner.resolve import choose, resolve
 
@@ -128,7 +136,8 @@ def test_catalog_decisions_win_over_the_base_and_the_rest_is_kept(catalog, resea
     spec, container = pod["spec"], pod["spec"]["containers"][0]
     assert [v["name"] for v in spec["volumes"]] == ["scratch", "home", "data-datasets", "data-archive"]
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/scratch", "/home/jovyan", "/data/datasets", "/data/archive"]
-    assert spec["initContainers"] == base["spec"]["initContainers"]
+    assert spec["initContainers"][:-1] == base["spec"]["initContainers"]  # kept, before ours
+    assert spec["initContainers"][-1]["name"] == HOME_INIT_CONTAINER
     assert len(spec["tolerations"]) == 2
     assert spec["nodeSelector"] == {"pool": "users", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}
     assert spec["securityContext"] == {"fsGroup": 100}
@@ -152,3 +161,63 @@ def test_base_without_a_notebook_container_is_an_error(catalog, student):
     base["spec"]["containers"][0]["name"] = "other"
     with pytest.raises(ValueError, match="no container named 'notebook'"):
         pod_manifest(resolve(UserOptions(), catalog, student), pvc_name="c", base=base)
+
+
+def test_home_init_runs_the_notebook_image_as_the_user_with_the_home_volume_beside_the_images_home(catalog, researcher):
+    request = resolve(parse_user_options({"cpu": "500m", "memory": "16Gi"}), catalog, researcher)
+    base = minimal_pod("jupyter-rita")
+    base["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
+    pod = pod_manifest(request, pvc_name="claim-rita", base=base)
+    (init,) = pod["spec"]["initContainers"]
+    notebook = pod["spec"]["containers"][0]
+    assert init["name"] == HOME_INIT_CONTAINER
+    assert init["image"] == notebook["image"] == request.image
+    assert init["imagePullPolicy"] == "IfNotPresent"
+    assert init["securityContext"] == notebook["securityContext"]  # uid 1000, no privileges
+    assert init["resources"] == notebook["resources"]
+    assert init["volumeMounts"] == [{"name": "home", "mountPath": HOME_INIT_MOUNT}]
+    # The image's home (the notebook's mount path) and the volume are arguments, not script text.
+    assert init["command"][:2] == ["sh", "-c"]
+    assert init["command"][3:] == [HOME_INIT_CONTAINER, "/home/jovyan", HOME_INIT_MOUNT, HOME_MARKER]
+    assert "/home/jovyan" not in init["command"][2]
+
+
+def run_home_init(pod: dict, image_home, volume) -> str:
+    """Run home-init's script with this machine's sh, on folders standing in
+    for the image's home and the volume."""
+    script = pod["spec"]["initContainers"][-1]["command"][2]
+    done = subprocess.run(["sh", "-c", script, HOME_INIT_CONTAINER, str(image_home), str(volume), HOME_MARKER],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout
+
+
+def test_home_init_copies_the_images_home_once_and_never_replaces_a_users_file(catalog, student, tmp_path):
+    pod = pod_manifest(resolve(UserOptions(), catalog, student), pvc_name="c", base=minimal_pod("p"))
+    image_home, volume = tmp_path / "image-home", tmp_path / "volume"
+    (image_home / "notebooks").mkdir(parents=True)
+    (image_home / "notebooks" / "analysis.ipynb").write_text("from the repository")
+    (image_home / "README.md").write_text("repository readme")
+    (image_home / ".jupyter").mkdir()
+    (image_home / "odd\nname.txt").write_text("x")
+    volume.mkdir()
+    (volume / "README.md").write_text("the user's own readme")  # a volume from before home-init
+
+    assert "set up" in run_home_init(pod, image_home, volume)
+    assert (volume / "notebooks" / "analysis.ipynb").read_text() == "from the repository"
+    assert (volume / ".jupyter").is_dir() and (volume / "odd\nname.txt").exists()
+    assert (volume / "README.md").read_text() == "the user's own readme"
+    assert (volume / HOME_MARKER).exists()
+
+    # The user edits a notebook, deletes another file; the next start copies nothing.
+    (volume / "notebooks" / "analysis.ipynb").write_text("edited by the user")
+    (volume / ".jupyter").rmdir()
+    assert "nothing copied" in run_home_init(pod, image_home, volume)
+    assert (volume / "notebooks" / "analysis.ipynb").read_text() == "edited by the user"
+    assert not (volume / ".jupyter").exists()
+
+
+def test_home_init_with_an_image_without_that_home_only_marks_the_volume(catalog, student, tmp_path):
+    pod = pod_manifest(resolve(UserOptions(), catalog, student), pvc_name="c", base=minimal_pod("p"))
+    (tmp_path / "volume").mkdir()
+    run_home_init(pod, tmp_path / "missing", tmp_path / "volume")
+    assert [p.name for p in (tmp_path / "volume").iterdir()] == [HOME_MARKER]

@@ -1,0 +1,146 @@
+"""DsbuildSpawner on the test cluster's real node (tests/cluster/node.sh): a
+kubelet with containerd pulls a dsbuild image from the cluster's registry
+(pushed there by `dsbuild build --registry --push`), mounts a real home
+volume and a read-only data volume, and JupyterLab answers on the pod's IP.
+
+These servers run `jupyter lab` with a token of the test's own instead of
+`jupyterhub-singleuser`, which needs a hub to talk to (the hub tests do that)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from . import objects, realnode
+from .hub import make_spawner, spawn
+
+pytestmark = pytest.mark.cluster
+TOKEN = uuid.uuid4().hex
+# What jupyterhub-singleuser takes from the hub's environment, given to `jupyter lab`.
+LAB_ARGS = [f"--IdentityProvider.token={TOKEN}", "--ServerApp.ip=0.0.0.0", "--ServerApp.port=8888"]
+
+
+def node_spawner(real_node, image, name, namespace, **config):
+    return make_spawner(name, namespace, catalog=realnode.catalog(image), **real_node.spawner_config(
+        cmd=["jupyter", "lab"], args=LAB_ARGS, **config))
+
+
+def lab(url: str, path: str, method: str = "GET", body: dict | None = None, timeout: float = 10):
+    """Call JupyterLab's REST API on the pod's IP; the decoded JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url.rstrip("/") + path, data=data, method=method,
+                                     headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wait_for_lab(url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return lab(url, "/api/status")
+        except (OSError, urllib.error.URLError) as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"JupyterLab at {url} did not answer: {error}") from None
+            time.sleep(0.5)
+
+
+def in_pod(cluster, spawner, *command: str, check: bool = True) -> str:
+    return cluster("exec", spawner.pod_name, "-n", spawner.namespace, "-c", "notebook", "--", *command, check=check)
+
+
+def test_the_real_node_reports_its_capacity_less_a_reservation_with_its_label_and_taint(cluster, real_node):
+    node = cluster.get("node", real_node.name)
+    assert node["metadata"]["labels"][objects.POOL_LABEL] == realnode.NODE_POOL
+    assert {"key": realnode.TAINT_KEY, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
+    capacity, allocatable = node["status"]["capacity"], node["status"]["allocatable"]
+    assert capacity["cpu"] == str(os.cpu_count())
+    assert allocatable["cpu"] == f"{os.cpu_count() * 1000 - 500}m"  # systemReserved cpu: 500m
+    kib = lambda q: int(q.removesuffix("Ki"))  # noqa: E731
+    assert kib(capacity["memory"]) - kib(allocatable["memory"]) == 4 * 2**20 + 256 * 2**10  # 4Gi + eviction 256Mi
+    # The simulated nodes are still there beside it.
+    assert len(cluster.get("node", selector="type=kwok")) >= 8
+
+
+def test_a_registry_image_runs_on_the_real_node_and_jupyterlab_has_the_chosen_cpu_and_memory(
+        cluster, real_node, node_image, node_namespace, run):
+    async def scenario():
+        spawner = node_spawner(real_node, node_image, "nora", node_namespace)
+        url = await spawn(spawner, {"cpu": "0.5", "memory": "1Gi"})
+        return spawner, url, await spawner.poll()
+
+    spawner, url, running = run(scenario(), timeout=420)
+    try:
+        assert running is None
+        pod = cluster.get("pod", spawner.pod_name, namespace=node_namespace)
+        assert pod["spec"]["nodeName"] == real_node.name
+        assert url == f"http://{pod['status']['podIP']}:8888"
+        status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == "notebook")
+        assert status["image"] == node_image and node_image.startswith(real_node.registry + "/")
+        assert "@sha256:" in status["imageID"]  # pulled from the registry by digest
+        assert wait_for_lab(url)["started"]
+        # The container's own cgroup (v1 on these machines) holds the choice: 0.5 CPU, 1Gi.
+        quota = int(in_pod(cluster, spawner, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"))
+        period = int(in_pod(cluster, spawner, "cat", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
+        assert quota / period == 0.5
+        assert int(in_pod(cluster, spawner, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")) == 2**30
+        assert in_pod(cluster, spawner, "id", "-u").strip() == "1000"
+    finally:
+        run(spawner.stop())
+    assert cluster.get("pod", spawner.pod_name, namespace=node_namespace) is None
+    assert run(spawner.poll()) == 1
+
+
+def test_the_home_shows_the_repository_and_keeps_the_users_files_across_stop_and_start(
+        cluster, real_node, node_image, node_namespace, run):
+    async def start(state=None):
+        spawner = node_spawner(real_node, node_image, "hana", node_namespace, state=state)
+        return spawner, await spawn(spawner, {})
+
+    spawner, url = run(start(), timeout=420)
+    try:
+        wait_for_lab(url)
+        names = {item["name"] for item in lab(url, "/api/contents/")["content"]}
+        assert {"README.md", "notebooks"} <= names  # the repository, not an empty volume
+        notebook = lab(url, f"/api/contents/{realnode.NOTEBOOK}")
+        assert notebook["content"]["cells"][0]["source"] == "From the repository."
+        lab(url, "/api/contents/results.txt", "PUT", {"type": "file", "format": "text", "content": "mine"})
+        notebook["content"]["cells"][0]["source"] = "Edited by the user."
+        lab(url, f"/api/contents/{realnode.NOTEBOOK}", "PUT",
+            {"type": "notebook", "format": "json", "content": notebook["content"]})
+        state = spawner.get_state()
+    finally:
+        run(spawner.stop())
+
+    spawner, url = run(start(state), timeout=420)
+    try:
+        wait_for_lab(url)
+        assert lab(url, "/api/contents/results.txt")["content"] == "mine"
+        edited = lab(url, f"/api/contents/{realnode.NOTEBOOK}")["content"]["cells"][0]["source"]
+        assert edited == "Edited by the user."  # not overwritten by the image's copy
+        logs = cluster("logs", spawner.pod_name, "-n", node_namespace, "-c", "home-init")
+        assert "nothing copied" in logs
+    finally:
+        run(spawner.stop())
+
+
+def test_the_shared_data_volume_is_read_only_inside_the_pod(cluster, real_node, node_image, node_namespace, run):
+    async def start():
+        spawner = node_spawner(real_node, node_image, "dana", node_namespace)
+        await spawn(spawner, {})
+        return spawner
+
+    spawner = run(start(), timeout=420)
+    try:
+        assert in_pod(cluster, spawner, "cat", f"/data/datasets/{realnode.DATA_FILE}") == "shared data\n"
+        with pytest.raises(Exception, match="Read-only file system"):
+            in_pod(cluster, spawner, "touch", "/data/datasets/mine.txt")
+        in_pod(cluster, spawner, "touch", "/home/jovyan/mine.txt")  # the home is writable
+    finally:
+        run(spawner.stop())
