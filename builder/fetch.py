@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import SourceError
-from .source import GitSource, LocalSource, Source, is_sha
+from .names import is_sha
+from .source import GitSource, LocalSource, Source
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
