@@ -7,26 +7,11 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from dsbuild.spawner.manifests import NOTEBOOK_CONTAINER, NOTEBOOK_PORT, pod_manifest, pvc_manifest
+from dsbuild.spawner.manifests import pod_manifest, pvc_manifest
 from dsbuild.spawner.options import UserOptions, parse_user_options
 from dsbuild.spawner.resolve import choose, resolve
 
-
-def minimal_pod(name: str, port: int = NOTEBOOK_PORT) -> dict:
-    """A bare base pod, as KubeSpawner would hand it to pod_manifest (shaped like its own)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {}, "annotations": {}},
-        "spec": {
-            "restartPolicy": "OnFailure",
-            "containers": [{
-                "name": NOTEBOOK_CONTAINER,
-                "image": "placeholder",
-                "ports": [{"name": "notebook-port", "containerPort": port}],
-            }],
-        },
-    }
+from .conftest import minimal_pod
 
 
 K8S_VERSION = kubernetes_validate.utils.latest_version()
