@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import RunFailed
+from dsbuild.builder.names import RUN_LABEL
 from dsbuild.builder.run import free_port, wait_ready
 
 from .common import BASE_IMAGE, DOCKER, DSBUILD, CommandFailed, Janitor, docker, timed
@@ -32,7 +33,7 @@ def dsbuild_run(janitor: Janitor, repo: Path, base_alias: str, image: str, cache
     match = _CONTAINER.search(run.stderr)
     container = match.group(1) if match else None
     if container is None:  # dsbuild run labels its containers; ours is the one from our image
-        found = docker("ps", "-q", "--filter", "label=io.dsbuild.run=1", "--filter", f"ancestor={image}", check=False)
+        found = docker("ps", "-q", "--filter", f"label={RUN_LABEL}=1", "--filter", f"ancestor={image}", check=False)
         container = found.splitlines()[0] if found else None
     if container:
         janitor.remove_container(container)

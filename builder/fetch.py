@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 from .errors import SourceError
 from .gc import mark_used
 from .gitenv import GitFailed, GitLimits, run_git
-from .source import GitSource, LocalSource, Source, is_sha
+from .names import is_sha
+from .source import GitSource, LocalSource, Source
 
 
 @dataclass(frozen=True)

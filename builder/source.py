@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 from .errors import SourceError
-from .names import is_sha, validate_ref  # noqa: F401  (is_sha: fetch.py's import, until it imports names)
+from .names import validate_ref
 
 _URL_SCHEMES = ("https", "http", "file", "ssh", "git")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+$")

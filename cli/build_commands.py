@@ -57,7 +57,7 @@ def source_options(command):
 def build_options(command):
     for decorator in reversed(
         [
-            click.option("--image-name", help="Image repository name. Default: dsbuild-<repo name>."),
+            click.option("--image-name", help="Image repository name. Default: dsbuild-<repo name>-<8 hex of the source URL>."),
             click.option("--force", is_flag=True, help="Build even if the image for this commit exists."),
             click.option("--no-cache", is_flag=True, help="Do not reuse Docker's layer cache."),
             click.option(
@@ -217,8 +217,10 @@ def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
 def build_command(quiet, **options):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
-    Skipped when that tag already exists (built with the same options), or when
-    --registry already holds it (asked without pulling), unless --force.
+    Builds with --as-of, --locked, another base image or index get a tag suffix
+    (-<8 hex>, explained by `dsbuild show`), so they never replace each other.
+    Skipped when that tag already exists (built from the same source with the same
+    options), or when --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.
     """
     request = _request(**options)

@@ -10,19 +10,18 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
-from urllib.parse import urlsplit
 
 from dsbuild.builder.errors import DsbuildError, SourceError
 from dsbuild.builder.fetch import public_url
+from dsbuild.builder.names import canonical_url, slug, source_hash
 from dsbuild.builder.service import Built, Event, build
+from dsbuild.builder.source import GitSource
 
 from .builds import BuildRegistry
 from .config import LaunchConfig
@@ -39,7 +38,6 @@ from .hosts import safe_source_message
 from .hubapi import HubClient
 from .limits import RateLimiter
 from .preflight import Checked, Preflight
-from dsbuild.builder.names import canonical_url
 from .routes import LaunchSpec
 from .stopping import UserRemover
 
@@ -49,11 +47,10 @@ BuildFn = Callable[[Checked], Iterator[Event]]
 
 
 def server_name_for(url: str, commit: str) -> str:
-    """The named server of an authenticated launch: one per repository and commit (pure)."""
-    key = canonical_url(url)
-    path = urlsplit(key).path
-    slug = re.sub(r"[^a-z0-9]+", "-", path.rsplit("/", 1)[-1].lower()).strip("-")[:30].strip("-") or "repo"
-    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:6]}-{commit[:7]}"
+    """The named server of an authenticated launch: one per repository and commit (pure).
+    `<name slug>-<6 hex of the canonical URL>-<7 hex of the commit>` (builder/names.py)."""
+    source = GitSource(url)
+    return f"{slug(source.name, 30)}-{source_hash(source)[:6]}-{commit[:7]}"
 
 
 def open_url(hub_url: str, server_path: str, open_path: str, token: str | None = None) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from dsbuild.builder.errors import SourceError
+from dsbuild.builder.names import validate_ref
 from dsbuild.builder.source import PROVIDERS, AnyGit, GitSource, HostedProvider, git_source
 
 from .errors import BadLaunchPath, SchemeNotAllowed, UnknownProvider
@@ -119,7 +120,7 @@ def check_git_url(url: str, allowed: Iterable[str]) -> str:
 def _ref(ref: str) -> str:
     ref = ref.strip("/") or "HEAD"
     try:
-        return git_source("", ref).ref or "HEAD"
+        return validate_ref(ref)
     except SourceError as err:
         raise BadLaunchPath(str(err)) from None
 

@@ -58,23 +58,6 @@ _HOME_INIT_SCRIPT = (
 _BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
 
 
-def minimal_pod(name: str, port: int = NOTEBOOK_PORT) -> dict[str, Any]:
-    """A bare base pod, for callers without KubeSpawner (tools, tests)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {}, "annotations": {}},
-        "spec": {
-            "restartPolicy": "OnFailure",
-            "containers": [{
-                "name": NOTEBOOK_CONTAINER,
-                "image": "placeholder",
-                "ports": [{"name": "notebook-port", "containerPort": port}],
-            }],
-        },
-    }
-
-
 def _resources(request: ResourceRequest) -> dict[str, dict[str, str]]:
     requests = {"cpu": request.cpu.guarantee.k8s(), "memory": request.memory.guarantee.k8s()}
     limits = {"cpu": request.cpu.limit.k8s(), "memory": request.memory.limit.k8s()}

@@ -55,3 +55,19 @@ def test_image_refs(ref):
 def test_bad_image_refs(ref):
     with pytest.raises(SourceError):
         validate_image_ref(ref)
+
+
+def test_a_provider_is_one_small_class(monkeypatch):
+    from dsbuild.builder.source import PROVIDERS, HostedProvider
+    from dsbuild.launch.routes import launch_link, parse_launch
+
+    class Codeberg(HostedProvider):
+        key, title, host = "cb", "Codeberg", "https://codeberg.org/"
+
+    monkeypatch.setitem(PROVIDERS, "cb", Codeberg())
+    assert parse_source("cb:org/repo", "main") == GitSource("https://codeberg.org/org/repo", "main")
+    spec = parse_launch("cb/org/repo/main", {})
+    assert spec.url == "https://codeberg.org/org/repo" and spec.ref == "main"
+    assert launch_link("http://x/", spec) == "http://x/v2/cb/org/repo/main"
+    with pytest.raises(SourceError):
+        parse_source("cb:org/../etc")

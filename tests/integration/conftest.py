@@ -11,6 +11,9 @@ import pytest
 
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable
+from dsbuild.builder.host import read_host_settings
+from dsbuild.builder.names import environment_options, environment_suffix, image_tag
+from dsbuild.builder.plan import BuildOptions
 from dsbuild.builder.service import BuildRequest, Built, build
 
 
@@ -39,6 +42,11 @@ def prefix(engine):
     mine = [image for image in images if image.startswith(value)]
     if mine:
         subprocess.run([cli, "image", "rm", "-f", *mine], capture_output=True)
+
+
+def plain_tag(content_tag: str) -> str:
+    """The tag of a build with default options on this machine (its index settings count)."""
+    return image_tag(content_tag, environment_suffix(environment_options(BuildOptions(), read_host_settings())))
 
 
 def build_all(request: BuildRequest, engine: DockerEngine) -> tuple[Built, list]:

@@ -19,7 +19,7 @@ from dsbuild.builder.service import BuildRequest, Status
 from dsbuild.builder.source import LocalSource
 from tests.conftest import EXAMPLES, NOTEBOOKS, ROOT
 
-from .conftest import build_all, docker_run
+from .conftest import build_all, docker_run, plain_tag
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +35,7 @@ def sketches(engine, prefix):
 
 
 def test_image_is_tagged_and_labelled(engine, sketches, prefix):
-    assert sketches.image == f"{prefix}-sketches:{sketches.resolved.tag}"
+    assert sketches.image == f"{prefix}-sketches:{plain_tag(sketches.resolved.tag)}"
     labels = engine.image_labels(sketches.image)
     assert labels["org.opencontainers.image.source"] == str(EXAMPLES / "sketches")
     assert labels["org.opencontainers.image.revision"] == sketches.resolved.content_id
@@ -158,7 +158,7 @@ def test_git_source_is_tagged_by_the_resolved_commit(engine, prefix, tmp_path):
     built, events = build_all(
         BuildRequest(source=parse_source(repo.as_uri(), "v1"), host=read_host_settings(), name=f"{prefix}-git"), engine
     )
-    assert built.image == f"{prefix}-git:{sha[:12]}"
+    assert built.image == f"{prefix}-git:{plain_tag(sha[:12])}"
     assert any(isinstance(e, Status) and e.message == f"commit {sha}" for e in events)
     labels = engine.image_labels(built.image)
     assert labels["org.opencontainers.image.revision"] == sha

@@ -22,7 +22,7 @@ from dsbuild.builder.source import LocalSource
 from dsbuild.cli import main
 from tests.conftest import EXAMPLES
 
-from .conftest import build_all, docker_run
+from .conftest import build_all, docker_run, plain_tag
 from .registry import REGISTRY_BIN, local_registry
 
 pytestmark = pytest.mark.docker
@@ -103,8 +103,8 @@ def test_push_then_the_registry_copy_skips_the_build(engine, prefix, repo, first
         name = f"{prefix}-pushed"
         pushed, _ = build_all(request(prefix, repo, "pushed", registry=registry, push=True), engine)
         try:
-            assert pushed.image == f"{registry.host}/{name}:{first.resolved.tag}"
-            assert manifest_exists(registry, name, first.resolved.tag)
+            assert pushed.image == f"{registry.host}/{name}:{plain_tag(first.resolved.tag)}"
+            assert manifest_exists(registry, name, plain_tag(first.resolved.tag))
             assert not manifest_exists(registry, name, "no-such-tag")
             engine.remove_image(pushed.image)  # gone from the engine: only the registry has it
             again, events = build_all(request(prefix, repo, "pushed", registry=registry), engine)

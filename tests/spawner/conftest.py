@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from dsbuild.spawner.catalog import Catalog, load_catalog, read_catalog_file
+from dsbuild.spawner.manifests import NOTEBOOK_CONTAINER, NOTEBOOK_PORT
 from dsbuild.spawner.resolve import HubUser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +146,20 @@ def make_spawner(name="rita", groups=("researchers",), server="", others=None, *
     spawner._start_watching_pods = no_watching
     spawner._start_watching_events = no_watching
     return spawner
+
+
+def minimal_pod(name: str, port: int = NOTEBOOK_PORT) -> dict:
+    """A bare base pod, as KubeSpawner would hand it to pod_manifest (shaped like its own)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {}, "annotations": {}},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{
+                "name": NOTEBOOK_CONTAINER,
+                "image": "placeholder",
+                "ports": [{"name": "notebook-port", "containerPort": port}],
+            }],
+        },
+    }

@@ -2,9 +2,11 @@ import pytest
 from kubernetes_asyncio.client import V1Pod
 
 from dsbuild.spawner.k8s import to_model, to_plain
-from dsbuild.spawner.manifests import minimal_pod, pod_manifest
+from dsbuild.spawner.manifests import pod_manifest
 from dsbuild.spawner.options import parse_user_options
 from dsbuild.spawner.resolve import choose
+
+from .conftest import minimal_pod
 
 
 def test_manifests_round_trip_exactly_through_models(catalog):

@@ -8,16 +8,12 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from dsbuild.spawner.manifests import (
-    HOME_INIT_CONTAINER,
-    HOME_INIT_MOUNT,
-    HOME_MARKER,
-    minimal_pod,
-    pod_manifest,
-    pvc_manifest,
-)
+from dsbuild.spawner.manifests import HOME_INIT_CONTAINER, HOME_INIT_MOUNT, HOME_MARKER, pod_manifest, pvc_manifest
 from dsbuild.spawner.options import UserOptions, parse_user_options
 from dsbuild.spawner.resolve import choose, resolve
+
+from .conftest import minimal_pod
+
 
 K8S_VERSION = kubernetes_validate.utils.latest_version()
 
