@@ -10,6 +10,7 @@ import configparser
 import json
 import os
 import shlex
+import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -94,10 +95,33 @@ def pip_config_paths(env: Mapping[str, str]) -> list[Path]:
     return paths
 
 
+def uv_config_paths(env: Mapping[str, str]) -> list[Path]:
+    """uv's own configuration files, most specific first (user, then system)."""
+    home = Path(env.get("HOME", "~")).expanduser()
+    user = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return [user / "uv" / "uv.toml", Path("/etc/uv/uv.toml")]
+
+
+def uv_python_mirror(texts: Sequence[str]) -> str | None:
+    """`python-install-mirror` from uv.toml texts, the first that sets it (pure)."""
+    for text in texts:
+        try:
+            value = tomllib.loads(text).get("python-install-mirror")
+        except tomllib.TOMLDecodeError:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def read_host_settings(ca_cert: Path | None = None, index_url: str | None = None) -> HostSettings:
     env = dict(os.environ)
     texts = [p.read_text(errors="replace") for p in pip_config_paths(env) if p.is_file()]
     settings = host_settings(env, texts, ca_cert, index_url)
+    if settings.python_install_mirror is None:
+        uv_texts = [p.read_text(errors="replace") for p in uv_config_paths(env) if p.is_file()]
+        if mirror := uv_python_mirror(uv_texts):
+            settings = replace(settings, python_install_mirror=_check_url(mirror))
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         if ca_cert is not None:
             raise ConfigError(f"--ca-cert {ca_cert}: no such file")

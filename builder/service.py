@@ -12,13 +12,13 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Generator, Iterator
 
 from .base_image import base_facts, build_default_base
 from .context import locked, stage_context, sync_tree
 from .engine import DockerEngine
 from .errors import BuildFailed, SourceError
-from .facts import scan
+from .facts import RepoFacts, scan
 from .dockerfile_check import check_repo_dockerfile
 from .fetch import Resolved, public_url
 from .host import INDEX_SECRET, HostSettings, index_secret
@@ -177,13 +177,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     if request.subdir:
         repo = subfolder(repo, request.subdir)
     facts = scan(repo)
-    options = replace(target.options, base_image=base_image_for(target.options, python_request(facts)))
-    if options.base_image != target.options.base_image:
-        yield from ensure_base(engine, options.base_image)
-        base_info = engine.inspect_image(options.base_image) or {}
-        layers = len((base_info.get("RootFS") or {}).get("Layers") or [])
-        target = replace(target, base_id=base_info.get("Id", ""), base_layers=layers)
-        yield Status("planning", f"base image {options.base_image}, picked for the Python the repository asks for")
+    options, target = yield from _pick_base(target.options, engine, target, facts)
     the_plan = plan(facts, base_facts(engine, options.base_image), options)
     for note in the_plan.notes:
         yield Status("planning", note)
@@ -224,6 +218,21 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
     yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+
+
+def _pick_base(
+    options: BuildOptions, engine: DockerEngine, target: Target, facts: RepoFacts
+) -> Generator[Status, None, tuple[BuildOptions, Target]]:
+    """The default base becomes the Debian release whose Python the repository asks for
+    (built once); returns the options and target with that base."""
+    picked = replace(options, base_image=base_image_for(options, python_request(facts)))
+    if picked.base_image == options.base_image:
+        return options, target
+    yield from ensure_base(engine, picked.base_image)
+    info = engine.inspect_image(picked.base_image) or {}
+    layers = len((info.get("RootFS") or {}).get("Layers") or [])
+    yield Status("planning", f"base image {picked.base_image}, picked for the Python the repository asks for")
+    return picked, replace(target, base_id=info.get("Id", ""), base_layers=layers)
 
 
 def subfolder(repo: Path, subdir: str) -> Path:

@@ -36,23 +36,29 @@ class AptPiece(Piece):
         return Contribution(apt_packages=parse_apt_txt(facts.text("apt.txt"), facts.path("apt.txt")))
 
 
-# Words in postBuild or start that mean the script runs Node.js tools.
+# Words in postBuild or start that mean the script runs Node.js tools. `node` and `jlpm`
+# (JupyterLab's bundled yarn) need nodejs only; npm, npx and yarn need npm too, which
+# triples the size (on bookworm: nodejs about 88 MiB, with npm about 267 MB).
 _NODE_WORDS = re.compile(r"(?<![\w.-])(node|nodejs|npm|npx|yarn|yarnpkg|jlpm)(?![\w-])")
-NODE_PACKAGES = ("nodejs", "npm")
+_NPM_WORDS = {"npm", "npx", "yarn", "yarnpkg"}
 
 
 class NodePiece(Piece):
-    """Debian's nodejs and npm, when postBuild or start runs node, npm, npx, yarn or
-    jlpm (building a JupyterLab extension, `npm install -g`). The size they add is
-    measured in docs/benchmarks.md."""
+    """Debian's nodejs (and npm when the scripts use npm, npx or yarn), when postBuild or
+    start runs node tools (building a JupyterLab extension, `npm install -g`). The size
+    they add is measured in docs/benchmarks.md."""
 
     name = "node.js"
 
     def detect(self, facts: RepoFacts) -> bool:
-        return any(_NODE_WORDS.search(_code(facts.text(name))) for name in ("postBuild", "start"))
+        return bool(_words(facts))
 
     def contribute(self, facts: RepoFacts) -> Contribution:
-        return Contribution(apt_packages=NODE_PACKAGES)
+        return Contribution(apt_packages=("nodejs", "npm") if _words(facts) & _NPM_WORDS else ("nodejs",))
+
+
+def _words(facts: RepoFacts) -> set[str]:
+    return {m.group(1) for name in ("postBuild", "start") for m in _NODE_WORDS.finditer(_code(facts.text(name)))}
 
 
 def _code(script: str) -> str:

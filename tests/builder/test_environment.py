@@ -12,15 +12,16 @@ BASE = BaseFacts("dsbuild-base:bookworm", (PythonInstall("3.11", "/usr/bin/pytho
 
 
 @pytest.mark.parametrize(
-    "script",
-    ["#!/bin/bash\nnpm install -g foo\n", "jlpm install && jlpm build", "npx tsc\n", "yarn\n", "node build.js\n",
-     "set -e\ncd ext && npm ci", "exec node server.js \"$@\""],
+    "script,packages",
+    [("#!/bin/bash\nnpm install -g foo\n", ("nodejs", "npm")), ("jlpm install && jlpm build", ("nodejs",)),
+     ("npx tsc\n", ("nodejs", "npm")), ("yarn\n", ("nodejs", "npm")), ("node build.js\n", ("nodejs",)),
+     ("set -e\ncd ext && npm ci", ("nodejs", "npm")), ("exec node server.js \"$@\"", ("nodejs",))],
 )
-def test_node_is_added_when_a_script_runs_node_tools(script):
+def test_node_is_added_when_a_script_runs_node_tools(script, packages):
     facts = RepoFacts("", {"postBuild": script})
     assert NodePiece().detect(facts)
     p = plan(facts, BASE)
-    assert "node.js" in p.pieces and p.apt_packages == ("nodejs", "npm")
+    assert "node.js" in p.pieces and p.apt_packages == packages
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_node_is_not_added_otherwise(script):
 
 
 def test_node_from_start_and_apt_txt_are_merged_once():
-    p = plan(RepoFacts("", {"apt.txt": "jq\nnodejs\n", "start": "node x.js &\nexec \"$@\"\n"}), BASE)
+    p = plan(RepoFacts("", {"apt.txt": "jq\nnodejs\n", "start": "node x.js &\nexec \"$@\"\n", "postBuild": "npx x"}), BASE)
     assert p.apt_packages == ("jq", "nodejs", "npm")
 
 

@@ -98,6 +98,13 @@ def test_uv_python_mirror_is_taken_from_uvs_own_setting():
         host_settings({"UV_PYTHON_INSTALL_MIRROR": "file:///etc"}, system_bundle=None)
 
 
+def test_uv_python_mirror_from_uv_toml_the_first_that_sets_it():
+    from dsbuild.builder.host import uv_python_mirror
+
+    assert uv_python_mirror(["not = [toml", 'index-url = "x"\n', 'python-install-mirror = "https://m.example/py"\n']) == "https://m.example/py"
+    assert uv_python_mirror(['python-install-mirror = ""\n']) is None
+
+
 def test_labels_record_requested_and_used_python():
     p = plan(RepoFacts("binder", {"runtime.txt": "python-3.10"}), BOOKWORM)
     assert python_labels(p) == {"io.dsbuild.python": "3.11", "io.dsbuild.python-requested": "3.10 (binder/runtime.txt)"}

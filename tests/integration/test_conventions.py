@@ -58,6 +58,8 @@ def test_subdir_pipfile_python_39_and_user(engine, py39, tmp_path):
     assert labels["io.dsbuild.base-image"] == "dsbuild-base:bullseye" and labels["io.dsbuild.python"] == "3.9"
     assert labels["io.dsbuild.python-requested"] == "3.9 (Pipfile)" and labels["io.dsbuild.subdir"] == "py39-pipfile"
     assert "base image dsbuild-base:bullseye, picked for the Python the repository asks for" in notes(events)
+    shown = subprocess.run([str(Path(sys.executable).parent / "dsbuild"), "show", built.image], capture_output=True, text=True)
+    assert shown.returncode == 0 and re.search(r"io\.dsbuild\.python-requested[\s│|]+3\.9 \(Pipfile\)", shown.stdout), shown.stdout
     # A host folder owned by the same uid is written with that owner.
     data = tmp_path / "data"
     data.mkdir()
