@@ -74,8 +74,16 @@ class DockerEngine:
         done = self._run(*args, check=False)
         return [line for line in done.stdout.decode().splitlines() if line and "<none>" not in line]
 
+    def images_in_use(self) -> set[str]:
+        """Ids of the images that containers (running or not) are made from."""
+        ids = self._run("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+        if not ids:
+            return set()
+        done = self._run("inspect", "--format", "{{.Image}}", *ids, check=False)
+        return set(done.stdout.decode().split())
+
     def remove_unused_image(self, ref: str) -> bool:
-        """Untag/remove an image unless a container uses it (no --force)."""
+        """Untag/remove an image (no --force, so one a container holds by id stays)."""
         return self._run("image", "rm", "--", ref, check=False).returncode == 0
 
     def remove_image(self, ref: str) -> None:
