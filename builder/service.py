@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Iterator
 
 from .base_image import base_facts, build_default_base
-from .context import locked, stage_context, sync_tree
+from .context import locked
 from .engine import DockerEngine
 from .errors import BuildFailed, ConfigError
 from .facts import scan
 from .fetch import GitFetcher, Resolved, local_commit_date, public_url, resolve_local
-from .dockerfile_check import check_repo_dockerfile
-from .host import INDEX_SECRET, HostSettings, index_secret
+from .host import HostSettings
 from .limits import BuildPolicy
 from .locklabel import LockRecords, settle_lock_label
 from .registry import Registry, docker_auth, manifest_exists
 from .plan import DEFAULT_BASE_IMAGE, BuildOptions, BuildPlan, plan
 from .progress import BuildEvent, BuildFinished
-from .render import dsbuild_version, render_dockerfile, source_cache_scope, templates_digest
+from .staging import stage_build
+from .render import dsbuild_version, templates_digest
 from .source import GitSource, Source, image_name, validate_image_ref
 
 LABEL_PREFIX = "io.dsbuild."
@@ -177,23 +177,12 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
-    policy, secrets = request.policy, {}
-    if the_plan.dockerfile:
-        if not policy.dockerfile_mounts:
-            check_repo_dockerfile((repo / the_plan.dockerfile).read_text(errors="replace"), the_plan.dockerfile)
-        sync_tree(repo, folder / "repo")
-        context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
-    else:
-        scope = "" if policy.shared_cache else source_cache_scope(labels["org.opencontainers.image.source"])
-        rendered = render_dockerfile(the_plan, scope, policy.cgroup_limits)
-        dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
-        context, phases = folder, rendered.phases
-        (tmp / "secrets").mkdir(mode=0o700)
-        secrets = {INDEX_SECRET: tmp / "secrets" / INDEX_SECRET}
-        secrets[INDEX_SECRET].write_text(index_secret(request.host))
+    staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, request.policy,
+                         labels["org.opencontainers.image.source"])
     yield Status("building", f"building {target.ref}")
     finished = None
-    for event in engine.build(context, dockerfile, phases, labels, request.no_cache, policy, secrets):
+    for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
+                              request.policy, staged.secrets):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:
@@ -201,7 +190,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, target: _Target, fol
     image_id = finished.image_id
     if not the_plan.dockerfile:
         # Each step after FROM adds one layer: the lock is in the dependency step's.
-        index = target.base_layers + phases.index("dependencies") - 1
+        index = target.base_layers + staged.phases.index("dependencies") - 1
         scratch = f"{target.name}:dsbuild-scratch-{resolved.tag}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)
