@@ -116,6 +116,7 @@ class DockerEngine:
             watch = BuildWatch(process, policy)
             failure: StepFailed | None = None
             tail: list[str] = []
+            finished = False
             try:
                 for raw in watch.lines():
                     tail = (tail + [raw])[-15:]
@@ -124,8 +125,9 @@ class DockerEngine:
                     for event in parser.feed(raw):
                         failure = event if isinstance(event, StepFailed) else failure
                         yield event
+                finished = True
             finally:
-                watch.stop()
+                watch.stop(finished)
                 code = process.wait()
             watch.raise_if_stopped()
             if code != 0 or not iidfile.exists():
