@@ -75,8 +75,16 @@ class DockerEngine:
         done = self._run(*args, check=False)
         return [line for line in done.stdout.decode().splitlines() if line and "<none>" not in line]
 
+    def images_in_use(self) -> set[str]:
+        """Ids of the images that containers (running or not) are made from."""
+        ids = self._run("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+        if not ids:
+            return set()
+        done = self._run("inspect", "--format", "{{.Image}}", *ids, check=False)
+        return set(done.stdout.decode().split())
+
     def remove_unused_image(self, ref: str) -> bool:
-        """Untag/remove an image unless a container uses it (no --force)."""
+        """Untag/remove an image (no --force, so one a container holds by id stays)."""
         return self._run("image", "rm", "--", ref, check=False).returncode == 0
 
     def remove_image(self, ref: str) -> None:
@@ -109,6 +117,7 @@ class DockerEngine:
             watch = BuildWatch(process, policy)
             failure: StepFailed | None = None
             tail: list[str] = []
+            finished = False
             try:
                 for raw in watch.lines():
                     tail = (tail + [raw])[-15:]
@@ -117,8 +126,9 @@ class DockerEngine:
                     for event in parser.feed(raw):
                         failure = event if isinstance(event, StepFailed) else failure
                         yield event
+                finished = True
             finally:
-                watch.stop()
+                watch.stop(finished)
                 code = process.wait()
             watch.raise_if_stopped()
             if code != 0 or not iidfile.exists():

@@ -100,11 +100,13 @@ def _remove_folder(path: Path, lock_name: str | None) -> bool:
 def dsbuild_images(engine: DockerEngine, only: str | None = None) -> list[Entry]:
     filters = [f"label={BUILT_LABEL}"] + ([f"reference={only}"] if only else [])
     entries: dict[str, Entry] = {}
+    in_use = engine.images_in_use()  # kept whatever their age: a container is made from them
     for ref in engine.image_refs(filters):
         info = engine.inspect_image(ref) or {}
         created = info.get("Created", "")[:19]
         when = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S").timestamp() if created else 0.0
-        entries[ref] = Entry(ref, when, int(info.get("Size") or 0), ref)
+        if info.get("Id") not in in_use:
+            entries[ref] = Entry(ref, when, int(info.get("Size") or 0), ref)
     return list(entries.values())
 
 

@@ -50,10 +50,6 @@ class BuildPolicy:
         if self.cgroup_limits and not self.pids:
             raise ValueError("cgroup limits need a pids limit (the step waits for it to be in force)")
 
-    @property
-    def limits_steps(self) -> bool:
-        return self.cgroup_limits
-
     @classmethod
     def trusted(cls) -> "BuildPolicy":
         """For a builder used only by its operator: no deadline, no cgroup limits, shared cache."""

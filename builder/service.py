@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Generator, Iterator
 
 from .base_image import base_facts, build_default_base
-from .context import locked, stage_context, sync_tree
+from .context import locked
 from .engine import DockerEngine
 from .errors import BuildFailed, SourceError
 from .facts import RepoFacts, scan
-from .dockerfile_check import check_repo_dockerfile
 from .fetch import Resolved, public_url
-from .host import INDEX_SECRET, HostSettings, index_secret
+from .host import HostSettings
 from .limits import BuildPolicy
 from .locklabel import LockRecords, settle_lock_label
 from .names import (
@@ -49,8 +48,9 @@ from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
 from .progress import BuildEvent, BuildFinished
 from .pythons import SUITE_PYTHONS, base_ref
 from .registry import Registry
-from .render import dsbuild_version, render_dockerfile
+from .render import dsbuild_version
 from .source import GitSource, Source, validate_subdir
+from .staging import stage_build
 from .target import IN_REGISTRY, Target, decide_target
 from .workspace import Workspace
 
@@ -171,7 +171,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     resolved = target.resolved
     if isinstance(resolved.source, GitSource):
         yield Status("fetching", f"fetching {resolved.commit}")
-    repo = tmp / "repo"  # beside it, tmp/secrets: never part of the build context
+    repo = tmp / "repo"  # beside it, tmp/private (the secret): never part of the build context
     repo.mkdir()
     repo = workspace.export(resolved, repo)
     if request.subdir:
@@ -188,23 +188,12 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
-    policy, secrets = request.policy, {}
-    if the_plan.dockerfile:
-        if not policy.dockerfile_mounts:
-            check_repo_dockerfile((repo / the_plan.dockerfile).read_text(errors="replace"), the_plan.dockerfile)
-        sync_tree(repo, folder / "repo")
-        context, dockerfile, phases = folder / "repo", folder / "repo" / the_plan.dockerfile, ()
-    else:
-        scope = "" if policy.shared_cache else source_hash(resolved.source)[:16]
-        rendered = render_dockerfile(the_plan, scope, policy.cgroup_limits)
-        dockerfile = stage_context(folder, repo, the_plan, rendered, request.host)
-        context, phases = folder, rendered.phases
-        (tmp / "secrets").mkdir(mode=0o700)
-        secrets = {INDEX_SECRET: tmp / "secrets" / INDEX_SECRET}
-        secrets[INDEX_SECRET].write_text(index_secret(request.host))
+    staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, request.policy,
+                         source_hash(resolved.source)[:16])
     yield Status("building", f"building {target.ref}")
     finished = None
-    for event in engine.build(context, dockerfile, phases, labels, request.no_cache, policy, secrets):
+    for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
+                              request.policy, staged.secrets):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:
@@ -212,7 +201,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     image_id = finished.image_id
     if not the_plan.dockerfile:
         # Each step after FROM adds one layer: the lock is in the dependency step's.
-        index = target.base_layers + phases.index("dependencies") - 1
+        index = target.base_layers + staged.phases.index("dependencies") - 1
         scratch = f"{target.name}:dsbuild-scratch-{target.tag}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)

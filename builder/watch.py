@@ -53,10 +53,17 @@ class BuildWatch:
                 return
             yield raw.decode(errors="replace").rstrip("\n")
 
-    def stop(self) -> None:
-        """Cancel the build if it still runs (the caller stopped reading, or it failed)."""
+    def stop(self, finished: bool = False) -> None:
+        """Cancel the build if it still runs (the caller stopped reading, or a limit was
+        reached). `finished`: the output ended, so the client is exiting by itself; give
+        it time rather than cancel a build that is being exported."""
         if self._timer is not None:
             self._timer.cancel()
+        if finished and self.reason is None:
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
         if self.process.poll() is None:
             self.process.kill()
 

@@ -104,7 +104,7 @@ def test_code_only_change_reruns_only_the_repository_copy(engine, prefix, tmp_pa
     (repo / "analysis.py").write_text(f"print('new code {uuid.uuid4()}')\n")  # never seen by the cache
     second, _ = build_all(request(prefix, repo, "code-change"), engine)
     assert second.image != first.image
-    phases = dict(enumerate(("base",) * 4 + ("jupyter", "environment files", "dependencies", "repository"), start=1))
+    phases = dict(enumerate(("base",) * 4 + ("jupyter", "environment files", "dependencies", "dependencies", "repository"), start=1))
     assert [phases[s] for s in second.run_steps] == ["repository"]
     assert "dependencies" in [phases[s] for s in second.cached_steps]
 

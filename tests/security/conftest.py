@@ -30,11 +30,11 @@ def write_repo(folder: Path, files: dict[str, str], executable: tuple[str, ...] 
     return folder
 
 
-def run_build(request: BuildRequest, engine) -> tuple[Built | None, list, DsbuildError | None]:
+def run_build(request: BuildRequest, docker) -> tuple[Built | None, list, DsbuildError | None]:
     """All events of a build, its result, and the error it ended with (if any)."""
     events: list = []
     try:
-        for event in build(request, engine):
+        for event in build(request, docker):
             events.append(event)
     except DsbuildError as err:
         return None, events, err
@@ -45,8 +45,8 @@ def log_text(events: list) -> str:
     return "\n".join(getattr(e, "text", "") or getattr(e, "message", "") for e in events)
 
 
-def image_exists(engine, ref: str) -> bool:
-    return engine.inspect_image(ref) is not None
+def image_exists(docker, ref: str) -> bool:
+    return docker.inspect_image(ref) is not None
 
 
 def processes_matching(needle: str) -> list[str]:
@@ -54,8 +54,8 @@ def processes_matching(needle: str) -> list[str]:
     return [line for line in done.stdout.splitlines() if "pgrep" not in line]
 
 
-def reader_containers(engine) -> list[str]:
-    done = subprocess.run([engine.cli, "ps", "-aq", "--filter", "label=io.dsbuild.reader"], capture_output=True, text=True)
+def reader_containers(docker) -> list[str]:
+    done = subprocess.run([docker.cli, "ps", "-aq", "--filter", "label=io.dsbuild.reader"], capture_output=True, text=True)
     return done.stdout.split()
 
 

@@ -7,6 +7,7 @@ first reuses the layers up to postBuild (the limits apply to that step)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from dsbuild.builder.errors import BuildFailed, ConfigError
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.limits import BuildPolicy
-from dsbuild.builder.service import BuildRequest
+from dsbuild.builder.service import BuildRequest, build
 from dsbuild.builder.source import LocalSource
 from dsbuild.builder.watch import BuildStopped
 
@@ -104,6 +105,31 @@ def test_sleeping_forever_is_cancelled_at_the_deadline(engine, prefix, folder):
     assert "longer than 90 s" in str(error) and "nothing was tagged" in str(error)
     assert _nothing_tagged(engine, prefix, folder)
     assert processes_matching(f"sleep {marker}") == [], "the build step still runs after the cancel"
+
+
+def test_an_abandoned_build_is_cancelled(engine, prefix, folder):
+    """The launch service stops reading a build nobody follows: closing the generator
+    cancels it in BuildKit, and nothing is tagged."""
+    marker = f"{uuid.uuid4().int % 10**6 + 2 * 10**6}"
+    write_repo(folder, {"postBuild": f"#!/bin/bash\necho abandon-me\nsleep {marker}\n"})
+    request = BuildRequest(LocalSource(folder), host=read_host_settings(), name=f"{prefix}-limits")
+    events = build(request, engine)
+    for event in events:
+        if getattr(event, "text", "") == "abandon-me":
+            break
+    assert processes_matching(f"sleep {marker}"), "the build never reached postBuild"
+    events.close()
+    assert _gone_soon(f"sleep {marker}"), "the step still runs after the build was abandoned"
+    assert _nothing_tagged(engine, prefix, folder)
+
+
+def _gone_soon(needle: str) -> bool:
+    """BuildKit kills the step once it sees the session end; give it a few seconds."""
+    for _ in range(100):
+        if not processes_matching(needle):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_a_dockerfile_cannot_mount_the_caches(engine, prefix, tmp_path):

@@ -32,7 +32,8 @@ def test_run_arguments_drop_everything():
 
 @pytest.fixture(scope="module")
 def root_image(engine, prefix, tmp_path_factory):
-    """A repository whose own Dockerfile switches to root, on top of a dsbuild image."""
+    """A repository whose own Dockerfile switches to root, on top of a dsbuild image
+    (and that image): (own, plain)."""
     root = tmp_path_factory.mktemp("run")
     plain = write_repo(root / "plain", JUPYTER_ONLY)
     built, _, error = run_build(BuildRequest(LocalSource(plain), host=read_host_settings(), name=f"{prefix}-plain"), engine)
@@ -40,12 +41,12 @@ def root_image(engine, prefix, tmp_path_factory):
     own = write_repo(root / "own", {"Dockerfile": f"FROM {built.image}\nUSER root\n"})
     built_own, _, error = run_build(BuildRequest(LocalSource(own), host=read_host_settings(), name=f"{prefix}-own-root"), engine)
     assert error is None, str(error)
-    return built_own.image
+    return built_own.image, built.image
 
 
 @pytest.mark.docker
 def test_a_dockerfile_asking_for_root_runs_as_uid_1000_without_privileges(engine, prefix, root_image):
-    server = start_server(engine, root_image, RunOptions())
+    server = start_server(engine, root_image[0], RunOptions())
     try:
         info = json.loads(subprocess.run([engine.cli, "inspect", server.container], capture_output=True, text=True).stdout)[0]
         status = subprocess.run([engine.cli, "exec", server.container, "cat", "/proc/1/status", "/proc/self/status"],
@@ -76,9 +77,9 @@ def test_gc_removes_old_mirrors_contexts_and_images_but_not_what_is_in_use(engin
         os.utime(path, (now - 30 * 86400,) * 2)
     os.utime(fresh, (now - 3600,) * 2)
     spare = f"{prefix}-gc-spare:old"
-    subprocess.run([engine.cli, "tag", root_image, spare], check=True)
+    subprocess.run([engine.cli, "tag", root_image[1], spare], check=True)
     used = f"{prefix}-gc-used:old"
-    subprocess.run([engine.cli, "tag", root_image, used], check=True)
+    subprocess.run([engine.cli, "tag", root_image[0], used], check=True)
     holder = subprocess.run([engine.cli, "create", "--label", f"io.dsbuild.test={prefix}", used],
                             capture_output=True, text=True, check=True).stdout.strip()
     try:
