@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from ..launch.conftest import FakeBuild, config, make_repo
+from ..launch.conftest import config, make_repo
 from .launch_support import NOTEBOOK, events_of, git_path, request, service, stream_url_of
 
 CHROMIUM = "/usr/bin/chromium"
