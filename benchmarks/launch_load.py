@@ -45,10 +45,12 @@ class SessionHub(FakeHub):
         super().__init__()
         self.session = session
         self.started_at: dict[str, float] = {}
+        self.most = 0  # servers running at once, at most
 
     async def start_server(self, user, server, options):
         await super().start_server(user, server, options)
         self.started_at[user] = time.monotonic()
+        self.most = max(self.most, len(await self.active_servers()))
 
     async def active_servers(self):
         now = time.monotonic()
@@ -118,7 +120,8 @@ def run(seconds: float, clients: int, repos_n: int, session: float, processes: i
         probe.join()
         elapsed = time.monotonic() - t0
         health = svc.call(_stats(svc.launcher))
-    return {"elapsed": elapsed, "outcomes": outcomes, "latencies": latencies, "health": health,
+        most = svc.hub.most
+    return {"elapsed": elapsed, "most": most, "outcomes": outcomes, "latencies": latencies, "health": health,
             "threads_leaked": threading.active_count() - threads_before}
 
 
@@ -139,6 +142,7 @@ def table(result: dict, clients: int) -> str:
         ("launched (ready)", f"{out['ready']} ({out['ready'] / elapsed:.1f}/s)"),
         ("refused 429 (client rate, repository)", f"{out['429']} ({out['429'] / elapsed:.1f}/s)"),
         ("refused 503 (servers, launches in progress)", f"{out['503']} ({out['503'] / elapsed:.1f}/s)"),
+        ("most servers at once (cap 20)", str(result["most"])),
         ("refused on the stream", ", ".join(f"{k}: {v}" for k, v in out.items() if k not in ("ready", "429", "503"))
          or "none"),
         ("home page p50 / p99 / max", f"{statistics.median(lat) * 1000:.0f} / {percentile(lat, 0.99) * 1000:.0f} / "
