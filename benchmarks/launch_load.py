@@ -9,7 +9,8 @@ builder are the in-memory fakes of tests/launch (a hub whose servers end after
 `--session` seconds, a build that returns at once), so the figures are the service's
 own: how many launches a second it carries and refuses, and how fast its home page
 answers meanwhile. Each client is its own loopback address (127.0.x.y); each loops
-page -> stream. A prober fetches the home page every 0.1 s from another address.
+page -> stream; the clients run in two processes of their own. A prober fetches the
+home page every 0.1 s from another address.
 Afterwards: launches in progress, builds, removals pending and tokens must be back to
 zero, and the service's thread count where it started (nothing leaked)."""
 
@@ -23,7 +24,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -43,10 +45,12 @@ class SessionHub(FakeHub):
         super().__init__()
         self.session = session
         self.started_at: dict[str, float] = {}
+        self.most = 0  # servers running at once, at most
 
     async def start_server(self, user, server, options):
         await super().start_server(user, server, options)
         self.started_at[user] = time.monotonic()
+        self.most = max(self.most, len(await self.active_servers()))
 
     async def active_servers(self):
         now = time.monotonic()
@@ -62,18 +66,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def client_loop(base: str, repos: list[str], address: str, stop: float, outcomes: Counter, lock: threading.Lock):
+def client_loop(base: str, repos: list[str], address: str, stop: float) -> Counter:
+    outcomes: Counter = Counter()
     i = 0
-    while time.monotonic() < stop:
+    while time.time() < stop:
         status, events = launch(base, git_path(repos[i % len(repos)]), source=address)
         kind = str(status) if status != 200 else (events[-1].get("reason") or events[-1]["phase"]) if events else "?"
-        with lock:
-            outcomes[kind] += 1
+        outcomes[kind] += 1
         i += 1
+    return outcomes
+
+
+def client_process(base: str, repos: list[str], addresses: list[str], stop: float) -> Counter:
+    """Some clients, in a process of their own (the service keeps its interpreter to itself)."""
+    import logging
+
+    logging.disable(logging.CRITICAL)
+    total: Counter = Counter()
+    with ThreadPoolExecutor(len(addresses)) as pool:
+        for outcomes in pool.map(lambda a: client_loop(base, repos, a, stop), addresses):
+            total += outcomes
+    return total
 
 
 def prober(base: str, stop: float, latencies: list[float]):
-    while time.monotonic() < stop:
+    while time.time() < stop:
         t0 = time.monotonic()
         status, _, _ = request(base + "/", source="127.0.254.1")
         if status == 200:
@@ -81,29 +98,30 @@ def prober(base: str, stop: float, latencies: list[float]):
         time.sleep(0.1)
 
 
-def run(seconds: float, clients: int, repos_n: int, session: float) -> dict:
+def run(seconds: float, clients: int, repos_n: int, session: float, processes: int = 2) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="dsbuild-launch-load-"))
     import os
 
     os.environ["DSBUILD_CACHE_DIR"] = str(tmp / "cache")
     repos = [make_repo(tmp / f"repo{i}", {"notebook.ipynb": NOTEBOOK}) for i in range(repos_n)]
     cfg = config(launch_rate=Rate(10, 3600), per_repo_limit=10, max_servers=20, max_starting=20, max_builds=2)
-    outcomes: Counter = Counter()
     latencies: list[float] = []
-    lock = threading.Lock()
     threads_before = threading.active_count()
+    addresses = [f"127.0.{1 + n // 250}.{1 + n % 250}" for n in range(clients)]
+    groups = [addresses[i::processes] for i in range(processes)]
     with service(cfg, hub=SessionHub(session)) as svc:
-        stop = time.monotonic() + seconds
+        stop = time.time() + seconds
         t0 = time.monotonic()
-        with ThreadPoolExecutor(clients + 1) as pool:
-            pool.submit(prober, svc.base, stop, latencies)
-            futures = [pool.submit(client_loop, svc.base, repos, f"127.0.{1 + n // 250}.{1 + n % 250}", stop, outcomes,
-                                   lock) for n in range(clients)]
-            for future in futures:
-                future.result()
+        probe = threading.Thread(target=prober, args=(svc.base, stop, latencies))
+        probe.start()
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            outcomes = sum((f.result() for f in [pool.submit(client_process, svc.base, repos, g, stop) for g in groups]),
+                           Counter())
+        probe.join()
         elapsed = time.monotonic() - t0
         health = svc.call(_stats(svc.launcher))
-    return {"elapsed": elapsed, "outcomes": outcomes, "latencies": latencies, "health": health,
+        most = svc.hub.most
+    return {"elapsed": elapsed, "most": most, "outcomes": outcomes, "latencies": latencies, "health": health,
             "threads_leaked": threading.active_count() - threads_before}
 
 
@@ -124,6 +142,7 @@ def table(result: dict, clients: int) -> str:
         ("launched (ready)", f"{out['ready']} ({out['ready'] / elapsed:.1f}/s)"),
         ("refused 429 (client rate, repository)", f"{out['429']} ({out['429'] / elapsed:.1f}/s)"),
         ("refused 503 (servers, launches in progress)", f"{out['503']} ({out['503'] / elapsed:.1f}/s)"),
+        ("most servers at once (cap 20)", str(result["most"])),
         ("refused on the stream", ", ".join(f"{k}: {v}" for k, v in out.items() if k not in ("ready", "429", "503"))
          or "none"),
         ("home page p50 / p99 / max", f"{statistics.median(lat) * 1000:.0f} / {percentile(lat, 0.99) * 1000:.0f} / "
@@ -144,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import logging
 
-    logging.disable(logging.WARNING)  # the service logs every refusal; the table is the output
+    logging.disable(logging.CRITICAL)  # the service logs every refusal; the table is the output
     seconds, clients = min(args.seconds, 120), min(args.clients, 500)
     result = run(seconds, clients, args.repos, args.session)
     print(table(result, clients))

@@ -177,7 +177,10 @@ class BuildStreamHandler(BaseHandler):
 
     def cross_site(self, spec: LaunchSpec) -> str | None:
         """Why this stream request is not from this service's launch page (crosssite.py), or None."""
-        reason = cross_site_reason(self.request.headers, [origin_of(self.public_base())])
+        origins = [origin_of(self.public_base())]
+        if not self.config.public_url:  # behind a TLS proxy the browser's scheme is not the connection's
+            origins += [f"{scheme}://{self.request.host}" for scheme in ("http", "https")]
+        reason = cross_site_reason(self.request.headers, origins)
         token = self.args().get(TOKEN_ARG, "")
         if reason is None and not self.settings["tokens"].redeem(spec.spec_path(), token, time.time()):
             reason = "the launch stream needs the token of its launch page; open the launch link again"

@@ -210,11 +210,11 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
                    else network_gateway(options.server_network))
     paths, hub_ip = write_state(options, password, gateway)
     proxy = find_proxy(options.proxy_command)
+    _stop(paths.proxy_pid, PROXY_NAMES, 5)  # a proxy left behind by a hub that died (its servers may run on)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
         if not _port_free(ip, port):
             raise HubError(f"port {ip}:{port} is in use; stop what uses it or choose another port")
     env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": paths.proxy_token.read_text().strip()}
-    _stop(paths.proxy_pid, PROXY_NAMES, 5)  # a proxy left behind by a hub that died
     say(f"starting configurable-http-proxy on {options.ip}:{options.port} (log: {paths.proxy_log})")
     proxy_pid = _start(
         [proxy, "--ip", options.ip, "--port", str(options.port), "--api-ip", "127.0.0.1",

@@ -140,3 +140,11 @@ def test_a_cross_site_page_in_chromium_starts_nothing_and_the_real_page_does(rep
         finally:
             attacker.shutdown()
     assert svc.build.calls == 1 and len(svc.hub.started) == 1
+
+
+def test_the_own_origin_over_https_is_accepted_behind_a_tls_proxy(repo):
+    with service(config()) as svc:
+        url = page_and_stream(svc, repo)
+        host = svc.base.split("://", 1)[1]
+        status, _, body = request(url, headers={"Origin": f"https://{host}", "Sec-Fetch-Site": "same-origin"})
+    assert status == 200 and events_of(body)[-1]["phase"] == "ready"
