@@ -17,6 +17,8 @@ import uuid
 
 import pytest
 
+from dsbuild.spawner.errors import SpawnFailed
+
 from . import objects, realnode
 from .hub import make_spawner, spawn
 
@@ -144,3 +146,20 @@ def test_the_shared_data_volume_is_read_only_inside_the_pod(cluster, real_node, 
         in_pod(cluster, spawner, "touch", "/home/jovyan/mine.txt")  # the home is writable
     finally:
         run(spawner.stop())
+
+
+def test_an_image_missing_from_the_registry_fails_the_spawn_with_the_nodes_reason_and_no_pod(
+        cluster, real_node, node_namespace, run):
+    missing = f"{real_node.registry}/dsbuild-never-pushed:{uuid.uuid4().hex[:12]}"
+
+    async def scenario():
+        spawner = node_spawner(real_node, missing, "mira", node_namespace, start_timeout=600)
+        with pytest.raises(SpawnFailed) as failure:  # not start_timeout's TimeoutError
+            await spawn(spawner, {})
+        return spawner, failure.value
+
+    spawner, failure = run(scenario(), timeout=300)
+    message = failure.jupyterhub_message
+    assert message.startswith(f"The node could not pull the image {missing}: ")
+    assert "not found" in message
+    assert cluster.get("pod", spawner.pod_name, namespace=node_namespace) is None
