@@ -21,6 +21,23 @@ def unschedulable_reason(pod: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+# A container waiting for one of these will not start by waiting longer: the
+# kubelet only retries the same pull (ImagePullBackOff) until start_timeout.
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def image_pull_failure(pod: Mapping[str, Any] | None) -> str | None:
+    """A message when the node cannot pull an image of the pod (missing from
+    the registry, registry unreachable, bad name), else None."""
+    status = (pod or {}).get("status") or {}
+    for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in PULL_FAILURES:
+            detail = (waiting.get("message") or waiting["reason"]).strip()
+            return f"The node could not pull the image {container.get('image', '')}: {detail}"
+    return None
+
+
 def waiting_for_volumes(reason: str) -> bool:
     """The scheduler is waiting for the pod's claims to be bound (a provisioner
     may still be making the volume): not a lack of room, so not a reason to give

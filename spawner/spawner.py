@@ -28,7 +28,13 @@ from kubespawner import KubeSpawner
 from traitlets import Float, default
 
 from .errors import OptionsError, SpawnFailed, SpawnRequestError
-from .failures import refusal_message, unplaced_message, unschedulable_reason, waiting_for_volumes
+from .failures import (
+    image_pull_failure,
+    refusal_message,
+    unplaced_message,
+    unschedulable_reason,
+    waiting_for_volumes,
+)
 from .form import spawn_form
 from .k8s import to_model, to_plain
 from .manifests import pod_manifest, pvc_manifest
@@ -129,15 +135,19 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
 
     async def _start(self):
         """KubeSpawner's start, failing clearly (`SpawnFailed`, pod deleted) when
-        the scheduler finds no node for the pod or the API refuses it."""
+        the scheduler finds no node for the pod, the node cannot pull its image,
+        or the API refuses it."""
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
+        pull = asyncio.ensure_future(self._pull_failure())
         try:
-            await asyncio.wait({start, watch}, return_when=asyncio.FIRST_COMPLETED)
-            if not start.done():  # unschedulable for too long
+            await asyncio.wait({start, watch, pull}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done():  # unschedulable for too long, or the image cannot be pulled
                 start.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await start
+                if pull.done():
+                    await self._fail_and_delete(pull.result())
                 await self._fail_unplaced(watch.result())
             return start.result()
         except ApiException as e:
@@ -152,7 +162,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
                 raise
             await self._fail_unplaced(reason)
         finally:
-            for task in (start, watch):
+            for task in (start, watch, pull):
                 task.cancel()
 
     def _reflected_pod(self) -> dict | None:
@@ -174,8 +184,16 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
             elif time.monotonic() - since >= seconds:
                 return reason
 
+    async def _pull_failure(self) -> str:
+        """Return a message as soon as the node reports it cannot pull an image of the pod."""
+        while (message := image_pull_failure(self._reflected_pod())) is None:
+            await asyncio.sleep(0.5)
+        return message
+
     async def _fail_unplaced(self, reason: str):
-        message = unplaced_message(self._request().summary(), reason)
+        await self._fail_and_delete(unplaced_message(self._request().summary(), reason))
+
+    async def _fail_and_delete(self, message: str):
         self.log.warning("Spawn of %s failed: %s", self._log_name, message)
         await self.stop(now=True)  # leave no pending pod behind
         raise SpawnFailed(message)

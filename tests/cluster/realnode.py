@@ -57,7 +57,8 @@ def catalog(image: str) -> dict:
 
 
 def notebook_json(text: str) -> str:
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+    kernel = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": kernel, "cells": [
         {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": [text]}]})
 
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
+from dsbuild.spawner.errors import SpawnFailed
+
 from . import objects, realnode
+from .conftest import RUN_DIR
 from .hub import make_spawner, spawn
 
 pytestmark = pytest.mark.cluster
@@ -144,3 +150,55 @@ def test_the_shared_data_volume_is_read_only_inside_the_pod(cluster, real_node, 
         in_pod(cluster, spawner, "touch", "/home/jovyan/mine.txt")  # the home is writable
     finally:
         run(spawner.stop())
+
+
+def test_an_image_missing_from_the_registry_fails_the_spawn_with_the_nodes_reason_and_no_pod(
+        cluster, real_node, node_namespace, run):
+    missing = f"{real_node.registry}/dsbuild-never-pushed:{uuid.uuid4().hex[:12]}"
+
+    async def scenario():
+        spawner = node_spawner(real_node, missing, "mira", node_namespace, start_timeout=600)
+        with pytest.raises(SpawnFailed) as failure:  # not start_timeout's TimeoutError
+            await spawn(spawner, {})
+        return spawner, failure.value
+
+    spawner, failure = run(scenario(), timeout=300)
+    message = failure.jupyterhub_message
+    assert message.startswith(f"The node could not pull the image {missing}: ")
+    assert "not found" in message
+    assert cluster.get("pod", spawner.pod_name, namespace=node_namespace) is None
+
+
+def restart_kubelet(cluster, node_name: str) -> None:
+    """Stop the node's kubelet (SIGTERM) and start it again with the same command
+    line, as a service manager restarting it would; wait for the node to be Ready."""
+    pid_file = RUN_DIR / "pids" / "kubelet.pid"
+    pid = int(pid_file.read_text())
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    os.kill(pid, signal.SIGTERM)
+    cluster.wait_for(lambda: not Path(f"/proc/{pid}").exists(), "the kubelet to exit")
+    with open(RUN_DIR / "logs" / "kubelet.log", "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    pid_file.write_text(f"{process.pid}\n")
+    cluster("wait", "--for=condition=Ready", f"node/{node_name}", "--timeout=120s")
+
+
+def test_a_running_server_keeps_working_while_the_kubelet_restarts(cluster, real_node, node_image, node_namespace, run):
+    async def start():
+        spawner = node_spawner(real_node, node_image, "kira", node_namespace)
+        return spawner, await spawn(spawner, {})
+
+    spawner, url = run(start(), timeout=420)
+    try:
+        before = wait_for_lab(url)
+        lab(url, "/api/contents/before.txt", "PUT", {"type": "file", "format": "text", "content": "written before"})
+        restart_kubelet(cluster, real_node.name)
+        assert wait_for_lab(url, timeout=30)["started"] == before["started"]  # the same JupyterLab process
+        assert lab(url, "/api/contents/before.txt")["content"] == "written before"
+        assert run(spawner.poll()) is None
+        pod = cluster.get("pod", spawner.pod_name, namespace=node_namespace)
+        assert [s["restartCount"] for s in pod["status"]["containerStatuses"]] == [0]
+    finally:
+        run(spawner.stop())
+    assert cluster.get("pod", spawner.pod_name, namespace=node_namespace) is None

@@ -11,7 +11,13 @@ from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 
 from dsbuild.spawner.errors import SpawnFailed
-from dsbuild.spawner.failures import refusal_message, unplaced_message, unschedulable_reason, waiting_for_volumes
+from dsbuild.spawner.failures import (
+    image_pull_failure,
+    refusal_message,
+    unplaced_message,
+    unschedulable_reason,
+    waiting_for_volumes,
+)
 from dsbuild.spawner.spawner import DsbuildSpawner
 
 SCHEDULER = "0/8 nodes are available: 2 Insufficient nvidia.com/gpu, 6 node(s) didn't match Pod's node affinity/selector."
@@ -99,3 +105,25 @@ def test_start_refused_by_a_quota_is_one_clear_line(monkeypatch, make_spawner):
 
     assert asyncio.run(scenario()).jupyterhub_message == (
         f"The namespace's resource quota does not allow this server: {quota}")
+
+
+def waiting(name: str, reason: str, message: str = "", init: bool = False) -> dict:
+    key = "initContainerStatuses" if init else "containerStatuses"
+    state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+    return {"metadata": {"name": "jupyter-x"},
+            "status": {"phase": "Pending", key: [{"name": name, "image": "localhost:5000/x:1", "state": state}]}}
+
+
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"])
+def test_a_pull_failure_of_any_container_is_reported_with_the_kubelets_message(reason):
+    message = 'failed to resolve reference "localhost:5000/x:1": not found'
+    assert image_pull_failure(waiting("home-init", reason, message, init=True)) == (
+        f"The node could not pull the image localhost:5000/x:1: {message}")
+    assert image_pull_failure(waiting("notebook", reason)).endswith(f": {reason}")
+
+
+def test_waiting_for_other_reasons_is_no_pull_failure():
+    assert image_pull_failure(waiting("notebook", "ContainerCreating")) is None
+    assert image_pull_failure(waiting("home-init", "PodInitializing", init=True)) is None
+    assert image_pull_failure(None) is None
+    assert image_pull_failure({"status": None}) is None

@@ -1,0 +1,194 @@
+"""The hub on Kubernetes, end to end, in a browser: `dsbuild hub up --spawner
+kubernetes` (JupyterHub, configurable-http-proxy, KubeLaunchSpawner) in
+authenticated mode with the dummy authenticator, spawning on the test
+cluster's real node an image pushed with `dsbuild build --registry --push`.
+
+KubeSpawner outside a cluster spawns in the namespace `default`; the test
+pins that namespace to the real node the way an operator pins a namespace to a
+node pool (the PodNodeSelector and PodTolerationRestriction admission
+plugins' annotations), binds the hub's role there, and undoes both after.
+Screenshots go to tests/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dsbuild.launch.localhub import HubError, HubOptions, find_proxy, hub_down, hub_up
+
+from . import objects, realnode
+from .conftest import HUB_NAMESPACE
+
+pytestmark = [pytest.mark.cluster, pytest.mark.browser]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NAMESPACE = "default"
+PASSWORD = "node-hub-test"
+NODE_IP = "10.123.0.1"  # node.sh's NODE_IP: the bridge address pods reach this machine at
+
+
+def need(ok: bool, why: str) -> None:
+    if not ok:
+        if IN_CI:
+            pytest.fail(f"CI needs this: {why}")
+        pytest.skip(why)
+
+
+def free_port() -> int:
+    from dsbuild.builder.run import free_port as free
+    return free()
+
+
+@pytest.fixture(scope="module")
+def pinned_namespace(cluster, hub_kubeconfig, real_node):
+    """`default`, pinned to the real node, with the hub's role bound."""
+    annotations = {
+        "scheduler.alpha.kubernetes.io/node-selector": f"{objects.POOL_LABEL}={realnode.NODE_POOL}",
+        "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+            [{"key": realnode.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]),
+    }
+    cluster("annotate", "namespace", NAMESPACE, "--overwrite", *(f"{k}={v}" for k, v in annotations.items()))
+    cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "dsbuild-test-hub", "namespace": NAMESPACE},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                               "name": "dsbuild-test-hub"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "hub", "namespace": HUB_NAMESPACE}]})
+    yield NAMESPACE
+    # The test cluster's `default` holds nothing else: what is left there is the hub's.
+    cluster("delete", "pods,pvc", "--all", "-n", NAMESPACE, "--wait=true", "--timeout=90s", check=False)
+    cluster.recycle_volumes(NAMESPACE)
+    cluster("delete", "rolebinding", "dsbuild-test-hub", "-n", NAMESPACE, check=False)
+    cluster("annotate", "namespace", NAMESPACE, *(f"{k}-" for k in annotations), check=False)
+
+
+@pytest.fixture(scope="module")
+def node_hub(pinned_namespace, hub_kubeconfig, real_node, node_image, tmp_path_factory):
+    """`dsbuild hub up --spawner kubernetes` with a catalog offering the node's image."""
+    try:
+        find_proxy()
+    except HubError as err:
+        need(False, str(err))
+    tmp = tmp_path_factory.mktemp("node-hub")
+    catalog = {k: v for k, v in realnode.catalog(node_image).items() if k != "data_volumes"}
+    (tmp / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    hub_port = free_port()
+    options = HubOptions(state_dir=tmp / "hub", port=free_port(), proxy_api_port=free_port(), hub_port=hub_port,
+                         hub_ip=NODE_IP, mode="authenticated", authenticator="dummy", spawner="kubernetes",
+                         hub_connect_url=f"http://{NODE_IP}:{hub_port}", launch_image_prefix=f"{real_node.registry}/",
+                         catalog_file=tmp / "catalog.yaml", service_url=f"http://127.0.0.1:{free_port()}/",
+                         cull_timeout=3600)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUBECONFIG", str(hub_kubeconfig))  # the hub's service account, as in a cluster
+        try:
+            hub_up(options, say=print, password=PASSWORD)
+        except HubError as err:
+            pytest.fail(f"dsbuild hub up --spawner kubernetes: {err}")
+    try:
+        yield options
+    finally:
+        hub_down(options.state_dir, say=print)
+
+
+@pytest.fixture
+def chromium():
+    need(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium)")
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def spawn_from_form(page, hub: HubOptions, cpu: str, memory: str, storage: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(hub.hub_url + "hub/spawn")
+    expect(page.locator("#dsbuild-cpu")).to_be_visible(timeout=30_000)
+    page.check("input[name=environment]")  # the one environment: the image from the registry
+    page.select_option("#dsbuild-cpu", cpu)
+    page.select_option("#dsbuild-memory", memory)
+    page.select_option("#dsbuild-storage", storage)
+    page.screenshot(path=ARTIFACTS / "node-hub-spawn-form.png")
+    page.locator("form [type=submit]").first.click()
+    page.wait_for_url("**/user/alice/lab**", timeout=300_000)
+
+
+def open_notebook(page, hub: HubOptions):
+    from playwright.sync_api import expect
+
+    page.goto(hub.hub_url + f"user/alice/lab/tree/{realnode.NOTEBOOK}")
+    notebook = page.locator(".jp-NotebookPanel:visible")
+    expect(notebook).to_have_count(1, timeout=120_000)
+    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)
+    return notebook
+
+
+def stop_from_control_panel(page, hub: HubOptions) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(hub.hub_url + "hub/home")
+    page.click("#stop")
+    expect(page.locator("#stop")).to_be_hidden(timeout=120_000)  # the hub answered the stop
+    expect(page.locator("#start")).to_be_visible()
+
+
+CELL = ("q = int(open('/sys/fs/cgroup/cpu/cpu.cfs_quota_us').read()) / "
+        "int(open('/sys/fs/cgroup/cpu/cpu.cfs_period_us').read()); "
+        "m = int(open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read()); "
+        "open('/home/jovyan/from-the-browser.txt', 'w').write('kept'); "
+        "print(f'cpu={q} memory={m}')")
+
+
+def test_log_in_choose_resources_run_a_cell_stop_and_start_again(node_hub, chromium, cluster, real_node):
+    from playwright.sync_api import expect
+
+    hub = node_hub
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(hub.hub_url + "hub/login")
+    page.fill("#username_input", "alice")
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    spawn_from_form(page, hub, cpu="500m", memory="1Gi", storage="1Gi")
+
+    pods = cluster.get("pod", namespace=NAMESPACE)
+    assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
+
+    notebook = open_notebook(page, hub)
+    expect(notebook.locator(".jp-Cell").first).to_contain_text("From the repository.")
+    notebook.locator(".jp-Cell").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")  # a code cell below the repository's markdown
+    page.keyboard.press("Enter")
+    page.keyboard.type(CELL)
+    page.keyboard.press("Shift+Enter")
+    # The container's own cgroup holds what was chosen in the form: 0.5 CPU, 1Gi.
+    expect(notebook.locator(".jp-OutputArea-output").filter(has_text=f"cpu=0.5 memory={2**30}")) \
+        .to_have_count(1, timeout=60_000)
+    page.screenshot(path=ARTIFACTS / "node-hub-jupyterlab.png")
+
+    stop_from_control_panel(page, hub)
+    cluster.wait_for(lambda: not cluster.get("pod", namespace=NAMESPACE), "the server's pod to go", timeout=120)
+
+    spawn_from_form(page, hub, cpu="500m", memory="1Gi", storage="1Gi")
+    answer = page.request.get(hub.hub_url + "user/alice/api/contents/from-the-browser.txt")
+    assert answer.ok and answer.json()["content"] == "kept"
+    answer = page.request.get(hub.hub_url + f"user/alice/api/contents/{realnode.NOTEBOOK}")
+    assert answer.ok and answer.json()["type"] == "notebook"
+    open_notebook(page, hub)
+    page.screenshot(path=ARTIFACTS / "node-hub-restarted.png")
+    stop_from_control_panel(page, hub)
+
