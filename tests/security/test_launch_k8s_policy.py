@@ -56,7 +56,8 @@ def test_only_the_proxy_and_the_hub_reach_a_server():
 
 def test_the_pod_runs_as_uid_1000_without_privileges():
     from dsbuild.spawner.catalog import parse_catalog
-    from dsbuild.spawner.manifests import minimal_pod, pod_manifest
+    from dsbuild.spawner.manifests import pod_manifest
+    from tests.spawner.conftest import minimal_pod
     from dsbuild.spawner.options import parse_user_options
     from dsbuild.spawner.resolve import HubUser, resolve
 
