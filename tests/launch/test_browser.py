@@ -324,7 +324,9 @@ def test_authenticated_launch_lands_in_the_users_named_server(prefix, example, c
     then starts the logged-in user's named server for this repository and commit."""
     from playwright.sync_api import expect
 
-    with hub_and_service(prefix, tmp_path, mode="authenticated", authenticator="dummy") as (hub, service):
+    # A hub of its own prefix: its servers' network is its own, so stopping it leaves the
+    # module's anonymous hub (whose API listens on that hub's network) running.
+    with hub_and_service(f"{prefix}-auth", tmp_path, mode="authenticated", authenticator="dummy") as (hub, service):
         page = chromium.new_page(viewport={"width": 1280, "height": 860})
         page.goto(link(service, example))
         expect(page.locator("#username_input")).to_be_visible(timeout=30_000)  # the hub's login page
