@@ -73,6 +73,8 @@ class EnvironmentYmlPiece(Piece):
         notes = [f"{where} is rendered with PyPI packages (no conda)"]
         if channels:
             notes.append(f"{where}: conda channels ignored: {', '.join(channels)}")
+        if ignored := [facts.path(f) for f in ("Pipfile", "Pipfile.lock", "requirements.txt") if facts.has(f)]:
+            notes.append(f"{', '.join(ignored)} ignored: {where} wins, as on mybinder.org")
         if rendering.assumed:
             notes.append(f"{where}: assumed to have the same name on PyPI: {', '.join(rendering.assumed)}")
         text = "".join(f"{line}\n" for line in rendering.lines)

@@ -35,6 +35,10 @@ def refers_to_repo(requirements: str) -> bool:
     return False
 
 
+def _has_environment_yml(facts: RepoFacts) -> bool:
+    return facts.has("environment.yml") or facts.has("environment.yaml")
+
+
 class RuntimePiece(Piece):
     name = "runtime.txt"
 
@@ -68,7 +72,7 @@ class SetupPiece(Piece):
     name = "setup.py"
 
     def detect(self, facts: RepoFacts) -> bool:
-        if facts.config_dir or facts.has("Pipfile") or facts.has("Pipfile.lock"):
+        if facts.config_dir or ((facts.has("Pipfile") or facts.has("Pipfile.lock")) and not _has_environment_yml(facts)):
             return False
         return facts.has("setup.py") or _installable_pyproject(facts.text("pyproject.toml"))
 
@@ -94,7 +98,8 @@ class PipfilePiece(Piece):
     name = "Pipfile"
 
     def detect(self, facts: RepoFacts) -> bool:
-        return facts.has("Pipfile") or facts.has("Pipfile.lock")
+        # An environment.yml wins over a Pipfile, as on mybinder.org (its piece says so).
+        return (facts.has("Pipfile") or facts.has("Pipfile.lock")) and not _has_environment_yml(facts)
 
     def contribute(self, facts: RepoFacts) -> Contribution:
         from .pipfile import pipfile_lock_requirements, pipfile_python, pipfile_requirements, repo_path

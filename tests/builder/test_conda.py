@@ -81,6 +81,13 @@ def test_bad_environment_files_name_the_problem(text, match):
         EnvironmentYmlPiece().contribute(RepoFacts("", {"environment.yml": text}))
 
 
+def test_environment_yml_wins_over_pipfile_and_requirements_and_says_so():
+    facts = RepoFacts("binder", {"environment.yml": "dependencies: [numpy]\n", "Pipfile": "[packages]\nx = '*'\n", "requirements.txt": "y"})
+    p = plan(facts, BASE)
+    assert p.pieces == ("environment.yml",)
+    assert "binder/Pipfile, binder/requirements.txt ignored: binder/environment.yml wins, as on mybinder.org" in p.notes
+
+
 def test_python_bounds_and_plan_notes_and_label():
     facts = RepoFacts("", {"environment.yaml": "channels: [conda-forge]\ndependencies: [python>=3.9, numpy]\n", "requirements.txt": "x"})
     p = plan(facts, BASE)
