@@ -220,10 +220,12 @@ def test_two_simultaneous_launches_build_once(repo):
     build, hub = FakeBuild(gate), FakeHub()
 
     async def scenario(base, launcher):
+        joins = []  # (job, started) of each launch that reached the build registry
+        join_or_start = launcher.registry.join_or_start
+        launcher.registry.join_or_start = lambda *args, **kw: joins.append(join_or_start(*args, **kw)) or joins[-1]
         streams = [asyncio.ensure_future(launch_stream(base, git_path(repo))) for _ in range(2)]
-        while not launcher.registry.jobs:
+        while len(joins) < 2 and not any(s.done() for s in streams):  # both hold the one job before it ends
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)  # the second launch has joined by now
         gate.set()
         responses = await asyncio.gather(*streams)
         return responses, json.loads((await get(base + "/health")).body)
