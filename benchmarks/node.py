@@ -79,7 +79,7 @@ async def spawn_to_ready(node: realnode.RealNode, image: str, user: str, namespa
 
 
 async def measure(node, kubectl, images, namespace, repetitions) -> dict:
-    import kubernetes_asyncio.config.kube_config as kube_config
+    from kubernetes_asyncio.config import kube_config
     from kubespawner import KubeSpawner
     from kubespawner.clients import load_config
 

@@ -68,8 +68,8 @@ def test_the_real_node_reports_its_capacity_less_a_reservation_with_its_label_an
     capacity, allocatable = node["status"]["capacity"], node["status"]["allocatable"]
     assert capacity["cpu"] == str(os.cpu_count())
     assert allocatable["cpu"] == f"{os.cpu_count() * 1000 - 500}m"  # systemReserved cpu: 500m
-    kib = lambda q: int(q.removesuffix("Ki"))  # noqa: E731
-    assert kib(capacity["memory"]) - kib(allocatable["memory"]) == 4 * 2**20 + 256 * 2**10  # 4Gi + eviction 256Mi
+    reserved_kib = int(capacity["memory"].removesuffix("Ki")) - int(allocatable["memory"].removesuffix("Ki"))
+    assert reserved_kib == 4 * 2**20 + 256 * 2**10  # systemReserved 4Gi + hard eviction 256Mi
     # The simulated nodes are still there beside it.
     assert len(cluster.get("node", selector="type=kwok")) >= 8
 
