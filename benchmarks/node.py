@@ -79,7 +79,7 @@ async def spawn_to_ready(node: realnode.RealNode, image: str, user: str, namespa
 
 
 async def measure(node, kubectl, images, namespace, repetitions) -> dict:
-    import kubernetes_asyncio.config.kube_config as kube_config
+    from kubernetes_asyncio.config import kube_config
     from kubespawner import KubeSpawner
     from kubespawner.clients import load_config
 
@@ -135,7 +135,9 @@ def main(argv=None) -> int:
             kubectl.recycle_volumes(namespace)
             kubectl("delete", "pv", f"bench-{namespace}", "--wait=false", check=False)
             for image in images:
-                subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
+                done = subprocess.run(["docker", "image", "rm", image], capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    say(f"could not remove {image}: {done.stderr.strip()} (remove it with `docker image rm`)")
     share = result["second_repo_pulled_bytes"] / result["second_repo_bytes"]
     print(json.dumps(result, indent=1))
     print(f"| Spawn to JupyterLab answering, first pull (s) | {result['first_pull_s']:.2f} |")

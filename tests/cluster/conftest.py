@@ -183,8 +183,8 @@ def real_node(cluster: Kubectl) -> realnode.RealNode:
     """The cluster's real node and its registry; skipped (failed in CI) without one."""
     env = realnode.cluster_env(RUN_DIR)
     if "DSBUILD_CLUSTER_NODE" not in env:
-        log = RUN_DIR / "logs"
-        _unavailable(f"the test cluster has no real node (start.sh said why; logs in {log})")
+        why = env.get("DSBUILD_CLUSTER_NO_NODE") or "it was started with --no-node"
+        _unavailable(f"the test cluster has no real node: {why}")
     node = realnode.RealNode(env["DSBUILD_CLUSTER_NODE"], env["DSBUILD_CLUSTER_REGISTRY"])
     cluster("wait", "--for=condition=Ready", f"node/{node.name}", "--timeout=60s")
     return node

@@ -33,7 +33,7 @@ node_requirements() {  # why the node cannot start here, or nothing
     done
     command -v runc >/dev/null || { echo "runc is missing (scripts/setup.sh installs it)"; return; }
     command -v ip >/dev/null || { echo "ip (iproute2) is missing"; return; }
-    docker info >/dev/null 2>&1 || { echo "no Docker engine to build the pause image with"; return; }
+    docker info >/dev/null 2>&1 || { echo "no Docker engine answers (docker info) to build the pause image with"; return; }
     [ "$(id -u)" = 0 ] || { echo "a kubelet needs root"; return; }
     if [ -f "$NODE_OWNER_FILE" ] && [ "$(cat "$NODE_OWNER_FILE")" != "$RUN_DIR" ]; then
         local other; other="$(cat "$NODE_OWNER_FILE")"

@@ -79,7 +79,7 @@ def build_and_push(repo: Path, registry: str, image_name: str) -> str:
     dsbuild = Path(sys.executable).parent / "dsbuild"  # the CLI of this environment
     done = subprocess.run([str(dsbuild), "build", str(repo), "--image-name", image_name,
                            "--registry", registry, "--push", "--quiet"],
-                          capture_output=True, text=True, timeout=1800, cwd=ROOT)
+                          capture_output=True, text=True, timeout=1800, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"dsbuild build --push failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout.strip().splitlines()[-1]

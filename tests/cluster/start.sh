@@ -67,7 +67,10 @@ DSBUILD_CLUSTER_BIN=$BIN
 EOF
 if [ "$want_node" = 1 ]; then
     why_not="$(node_requirements)"
-    if [ -n "$why_not" ]; then say "no real node: $why_not"; want_node=0; fi
+    if [ -n "$why_not" ]; then
+        say "no real node: $why_not"; want_node=0
+        printf 'DSBUILD_CLUSTER_NO_NODE=%s\n' "$why_not" >> "$RUN_DIR/cluster.env"  # for the tests' skip reason
+    fi
 fi
 if [ "$want_node" = 1 ]; then
     printf 'DSBUILD_CLUSTER_NODE=%s\nDSBUILD_CLUSTER_REGISTRY=localhost:%s\n' "$NODE_NAME" "$REGISTRY_PORT" \

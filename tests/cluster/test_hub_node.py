@@ -1,7 +1,8 @@
 """The hub on Kubernetes, end to end, in a browser: `dsbuild hub up --spawner
 kubernetes` (JupyterHub, configurable-http-proxy, KubeLaunchSpawner) in
 authenticated mode with the dummy authenticator, spawning on the test
-cluster's real node an image pushed with `dsbuild build --registry --push`.
+cluster's real node an image pushed with `dsbuild build --registry --push`;
+and in anonymous mode with `dsbuild serve --registry`, a launch link.
 
 KubeSpawner outside a cluster spawns in the namespace `default`; the test
 pins that namespace to the real node the way an operator pins a namespace to a
@@ -192,3 +193,81 @@ def test_log_in_choose_resources_run_a_cell_stop_and_start_again(node_hub, chrom
     page.screenshot(path=ARTIFACTS / "node-hub-restarted.png")
     stop_from_control_panel(page, hub)
 
+
+
+def start_hub(tmp: Path, registry: str, hub_kubeconfig: Path, catalog_file: Path, **options) -> HubOptions:
+    hub_port = free_port()
+    hub = HubOptions(state_dir=tmp / "hub", port=free_port(), proxy_api_port=free_port(), hub_port=hub_port,
+                     hub_ip=NODE_IP, spawner="kubernetes", hub_connect_url=f"http://{NODE_IP}:{hub_port}",
+                     launch_image_prefix=f"{registry}/", catalog_file=catalog_file, cull_timeout=3600, **options)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KUBECONFIG", str(hub_kubeconfig))  # the hub's service account, as in a cluster
+        try:
+            hub_up(hub, say=print, password=PASSWORD)
+        except HubError as err:
+            pytest.fail(f"dsbuild hub up --spawner kubernetes: {err}")
+    return hub
+
+
+def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
+        pinned_namespace, hub_kubeconfig, real_node, node_image, chromium, cluster, tmp_path):
+    """`dsbuild serve` with an anonymous hub on Kubernetes: the link to a local
+    git repository is built, pushed to the cluster's registry, spawned on the
+    real node, and opens the requested notebook."""
+    import subprocess
+    import sys
+    import uuid
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    from tests.launch.test_browser import delete_users, fetch
+
+    repo = realnode.make_repo(tmp_path / "launched")
+    catalog = {k: v for k, v in realnode.catalog(node_image).items() if k != "data_volumes"}
+    (tmp_path / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    port = free_port()
+    hub = start_hub(tmp_path, real_node.registry, hub_kubeconfig, tmp_path / "catalog.yaml",
+                    service_url=f"http://127.0.0.1:{port}/")
+    prefix = f"dsbuild-test-klaunch-{uuid.uuid4().hex[:6]}"
+    service = None
+    try:
+        with open(tmp_path / "serve.log", "wb") as log:
+            service = subprocess.Popen(
+                [str(Path(sys.executable).with_name("dsbuild")), "serve", "--hub-state", str(hub.state_dir),
+                 "--port", str(port), "--allow-scheme", "file", "--image-prefix", prefix,
+                 "--registry", real_node.registry, "--max-repo-size", "1Mi"],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DSBUILD_CACHE_DIR": str(tmp_path / "cache")})
+        cluster.wait_for(lambda: _answers(fetch, f"http://127.0.0.1:{port}/health"), "dsbuild serve", timeout=60)
+        page = chromium.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"http://127.0.0.1:{port}/v2/git/{quote(repo.as_uri(), safe='')}/main"
+                  f"?labpath={realnode.NOTEBOOK}")
+        page.wait_for_url(f"**/user/**/lab/tree/{realnode.NOTEBOOK}**", timeout=600_000)
+        expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
+        expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
+        expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
+        page.screenshot(path=ARTIFACTS / "node-launch-jupyterlab.png")
+        pods = cluster.get("pod", namespace=NAMESPACE)
+        assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
+        image = pods[0]["spec"]["containers"][0]["image"]
+        assert image.startswith(f"{real_node.registry}/{prefix}-")  # built and pushed by the service
+    finally:
+        if service is not None:
+            service.terminate()
+            service.wait(30)
+        try:
+            delete_users(hub)
+        finally:
+            hub_down(hub.state_dir, say=print)
+            images = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                                    capture_output=True, text=True, check=False).stdout.split()
+            mine = [i for i in images if f"/{prefix}-" in i or i.startswith(prefix)]
+            if mine:
+                subprocess.run(["docker", "image", "rm", *mine], capture_output=True, check=False)
+
+
+def _answers(fetch, url: str) -> bool:
+    try:
+        return fetch(url, timeout=2)[0] == 200
+    except OSError:
+        return False

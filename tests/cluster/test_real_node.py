@@ -68,8 +68,8 @@ def test_the_real_node_reports_its_capacity_less_a_reservation_with_its_label_an
     capacity, allocatable = node["status"]["capacity"], node["status"]["allocatable"]
     assert capacity["cpu"] == str(os.cpu_count())
     assert allocatable["cpu"] == f"{os.cpu_count() * 1000 - 500}m"  # systemReserved cpu: 500m
-    kib = lambda q: int(q.removesuffix("Ki"))  # noqa: E731
-    assert kib(capacity["memory"]) - kib(allocatable["memory"]) == 4 * 2**20 + 256 * 2**10  # 4Gi + eviction 256Mi
+    reserved_kib = int(capacity["memory"].removesuffix("Ki")) - int(allocatable["memory"].removesuffix("Ki"))
+    assert reserved_kib == 4 * 2**20 + 256 * 2**10  # systemReserved 4Gi + hard eviction 256Mi
     # The simulated nodes are still there beside it.
     assert len(cluster.get("node", selector="type=kwok")) >= 8
 
@@ -202,3 +202,63 @@ def test_a_running_server_keeps_working_while_the_kubelet_restarts(cluster, real
     finally:
         run(spawner.stop())
     assert cluster.get("pod", spawner.pod_name, namespace=node_namespace) is None
+
+
+async def run_in_kernel(url: str, kernel_id: str, code: str, timeout: float = 120) -> list[str]:
+    """Send `code` to the kernel over JupyterLab's websocket, as JupyterLab does;
+    return the kernel states reported on iopub until it goes idle, restarts or dies."""
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    ws_url = url.replace("http://", "ws://") + f"/api/kernels/{kernel_id}/channels"
+    connection = await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {TOKEN}"}))
+    session, msg_id = uuid.uuid4().hex, uuid.uuid4().hex
+    connection.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "session": session, "username": "test", "msg_type": "execute_request",
+                   "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    states = []
+    try:
+        async with asyncio.timeout(timeout):
+            while (raw := await connection.read_message()) is not None:
+                message = json.loads(raw)
+                if message["header"].get("msg_type") != "status":
+                    continue
+                state = message["content"]["execution_state"]
+                ours = (message.get("parent_header") or {}).get("msg_id") == msg_id
+                if state in ("restarting", "dead") or ours:  # not the busy/idle of the server's own requests
+                    states.append(state)
+                if state in ("restarting", "dead") or (ours and state == "idle"):
+                    break
+    finally:
+        connection.close()
+    return states
+
+
+def test_a_kernel_over_the_memory_limit_is_killed_and_the_server_keeps_running(
+        cluster, real_node, node_image, node_namespace, run):
+    async def start():
+        spawner = node_spawner(real_node, node_image, "olga", node_namespace)
+        return spawner, await spawn(spawner, {"memory": "1Gi"})
+
+    spawner, url = run(start(), timeout=420)
+    try:
+        started = wait_for_lab(url)["started"]
+        kernel = lab(url, "/api/kernels", "POST", {"name": "python3"})
+        assert run(run_in_kernel(url, kernel["id"], "print(6 * 7)"))[-1] == "idle"
+        # 2 GiB of touched memory in a 1Gi container: the kernel's cgroup OOM-kills it.
+        states = run(run_in_kernel(url, kernel["id"], "x = b'x' * (2 * 2**30)"))
+        assert states[-1] in ("restarting", "dead")  # what JupyterLab shows as "the kernel died"
+        # The kernel was killed by the memory cgroup's OOM killer (counted in the container's cgroup).
+        oom_control = in_pod(cluster, spawner, "cat", "/sys/fs/cgroup/memory/memory.oom_control")
+        assert int(dict(line.split() for line in oom_control.splitlines())["oom_kill"]) >= 1
+        assert wait_for_lab(url)["started"] == started  # the server itself was not killed
+        assert run(spawner.poll()) is None
+        pod = cluster.get("pod", spawner.pod_name, namespace=node_namespace)
+        assert [s["restartCount"] for s in pod["status"]["containerStatuses"]] == [0]
+    finally:
+        run(spawner.stop())
