@@ -121,7 +121,7 @@ def test_two_repositories_with_one_environment_share_the_dependency_layers(engin
     shutil.copy(repo / "requirements.txt", other / "requirements.txt")
     (other / "analysis.py").write_text(f"# a different project {os.urandom(8).hex()}\n")
     second, _ = build_all(request(prefix, other, "another-project"), engine)
-    phases = dict(enumerate(("base",) * 4 + ("jupyter", "environment files", "dependencies", "repository"), 1))
+    phases = dict(enumerate(("base",) * 4 + ("jupyter", "environment files", "dependencies", "dependencies", "repository"), 1))
     assert [phases[s] for s in second.run_steps] == ["repository"]
     labels = engine.image_labels(second.image)
     assert labels["io.dsbuild.environment-hash"] == engine.image_labels(first.image)["io.dsbuild.environment-hash"]
