@@ -49,8 +49,9 @@ def step_phases(text: str) -> tuple[str, ...]:
 
 
 def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = False) -> Dockerfile:
-    """`source_scope` names the package cache of the steps that run the repository's code
-    (names.source_hash); "" shares one per base image. `limits`: those steps wait
+    """`source_scope` names the package cache of the repository's own installs
+    (names.source_hash), and then the dependency step gets one per environment; ""
+    shares one per base image for all. `limits`: those steps wait
     for dsbuild's cgroup limits before running anything (limits.py)."""
     if plan.dockerfile:
         raise ValueError("the repository's own Dockerfile is not rendered")
@@ -62,7 +63,8 @@ def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = Fa
         raise ValueError(f"not a cache scope: {source_scope!r}")
     text = _environment().get_template("Dockerfile.j2").render(
         plan=plan, version=dsbuild_version(), cache_scope=scope,
-        source_scope=f"-src-{source_scope}" if source_scope else "", limits=limits,
+        source_scope=f"-src-{source_scope}" if source_scope else "",
+        env_scope=f"-env-{plan.environment_hash[:16]}" if source_scope else "", limits=limits,
     )
     return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
 

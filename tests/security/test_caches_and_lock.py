@@ -1,8 +1,8 @@
 """A repository that attacks the package cache, the lock and the index credentials.
 
 The hostile repository installs toolz, then (1) its setup.py, run by the editable install
-with the repository's package cache mounted, appends code to every toolz file it finds in
-every cache it can write, (2) its postBuild does the same, shadows common commands on
+with the repository's package cache mounted, appends code to every Python file in
+every cache it can write (with one shared cache, as before, that held toolz), (2) its postBuild does the same, shadows common commands on
 PATH with scripts that print a forged lock, tries to overwrite the lock, and searches
 the whole filesystem and its environment for the index credentials of the build. Then a
 second repository installs the same toolz: its files must match the wheel's RECORD
@@ -38,10 +38,10 @@ count = 0
 for top in ("/tmp/dsbuild-uv-cache", os.path.expanduser("~/.cache"), "/var/cache", "/tmp"):
     for folder, _, files in os.walk(top):
         for name in files:
-            if "toolz" in folder and name.endswith(".py"):
+            if name.endswith(".py"):  # every package file in every cache it can write
                 try:
                     with open(os.path.join(folder, name), "a") as handle:
-                        handle.write("\\nraise SystemExit('tampered')\\n")
+                        handle.write("\\n# tampered\\n")  # any byte changes the RECORD hash
                     count += 1
                 except OSError:
                     pass
@@ -55,7 +55,7 @@ POSTBUILD = """
 n=0
 for d in /tmp/dsbuild-uv-cache "$HOME/.cache" /var/cache /tmp /root/.cache; do
   [ -d "$d" ] || continue
-  while IFS= read -r f; do echo "raise SystemExit('tampered')" >> "$f" 2>/dev/null && n=$((n+1)); done \\
+  while IFS= read -r f; do echo "# tampered" >> "$f" 2>/dev/null && n=$((n+1)); done \\
     < <(find "$d" -path '*toolz*' -name '*.py' 2>/dev/null)
 done
 echo "TAMPERED-BY-POSTBUILD $n"
@@ -106,7 +106,8 @@ def attack(engine, prefix, tmp_path_factory):
         "requirements.txt": PACKAGE + "\n", "setup.py": SETUP_PY, "postBuild": postbuild,
         "canary.txt": canary_a + canary_b + "\n",
     })
-    innocent = write_repo(root / "innocent", {"requirements.txt": PACKAGE + "\n"})
+    # Another environment (so its dependency step really runs, with its own cache)
+    innocent = write_repo(root / "innocent", {"requirements.txt": PACKAGE + "\n# the innocent one\n"})
     base = read_host_settings()
     with recording_index(DOCKER_BRIDGE) as (port, seen):
         host = HostSettings(base.ca_bundle or SYSTEM_CA_BUNDLE, base.index_url,
@@ -126,9 +127,9 @@ def _line(log: str, word: str) -> str:
 
 
 def test_the_tampering_was_real(engine, attack):
-    """The attack reached the repository's own cache (so the next test can fail)."""
+    """The attack reached a cache it could write (its own: with a shared one, the next test fails)."""
     count = engine.read_file(attack["hostile"].image, "/home/jovyan/tampered-by-setup.txt")
-    assert count is not None and int(count) > 0, "setup.py found no cached toolz file to tamper with"
+    assert count is not None and int(count) > 0, "setup.py found no cached file to tamper with"
     # postBuild has no package cache at all: nothing it can reach holds toolz files
     assert _line(attack["log"], "TAMPERED-BY-POSTBUILD") == "TAMPERED-BY-POSTBUILD 0"
 

@@ -50,7 +50,7 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
 COPY --chown=1000:1000 [".dsbuild/env/", "/srv/dsbuild/env/"]
 
 # dsbuild-phase: dependencies
-RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-src-0123456789abcdef,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
+RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-env-5d365c096e34008f,target=/tmp/dsbuild-uv-cache,uid=1000,gid=1000 \
     --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
     --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
