@@ -182,6 +182,8 @@ def inspect(repo, ref, subdir, base_image):
         err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
         if the_plan.python:
             err_console.print(Text(f"python:   {the_plan.python.version} from {the_plan.base_image}"))
+        if not the_plan.dockerfile:
+            err_console.print(Text(f"packages: {the_plan.lock_origin}"))
         for note in the_plan.notes:
             err_console.print(Text(f"note:     {note}"))
         if the_plan.dockerfile:
