@@ -1,11 +1,12 @@
 """A committed requirements.lock on the real engine: it wins over newer releases, it
 pins apt.txt's Debian versions, `show` tells what was installed outside it, and
 `verify` rebuilds from it (and catches an apt version that cannot be had again).
-Four builds, one at a time; everything is named under the session's prefix."""
+Five builds, one at a time; everything is named under the session's prefix."""
 
 from __future__ import annotations
 
 import subprocess
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -15,9 +16,13 @@ from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.lock import LOCK_PATH, parse_lock
 from dsbuild.builder.names import LOCK_ORIGIN_LABEL
 from dsbuild.builder.plan import BuildOptions
-from dsbuild.builder.service import BuildRequest
+from dsbuild.builder.service import BuildRequest, build
 from dsbuild.builder.source import LocalSource
 from dsbuild.cli import main
+from dsbuild.launch.events import from_builder
+from dsbuild.launch.preflight import Preflight
+from dsbuild.launch.routes import parse_launch
+from tests.launch.conftest import config, make_repo
 
 from .conftest import build_all
 
@@ -67,6 +72,22 @@ def test_the_committed_lock_wins_over_newer_releases(engine, repo, old, locked):
     # the Debian packages too: the lock recorded jq's version, and the build installed exactly it
     assert "jq" in apt_section(lock)
     assert parse_apt_lock(engine.read_file(locked.image, APT_LOCK_PATH)) == apt_section(lock)
+
+
+def test_a_launch_link_gets_the_committed_lock(engine, prefix, repo, old, tmp_path, monkeypatch):
+    """The launch service's own path: link -> preflight -> build, with no option to pass."""
+    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    files = {f"binder/{p.name}": p.read_text() for p in (repo / "binder").iterdir()}
+    url = make_repo(tmp_path / "shared", files)
+    preflight = Preflight(config(image_prefix=f"{prefix}-launch"), engine)
+    checked = preflight.check(parse_launch(f"git/{quote(url, safe='')}/main", {}, ("file",)))
+    events = list(build(preflight.build_request(checked), engine, preflight.workspace))
+    built = events[-1]
+    assert built.lock_origin == "from the committed lock binder/requirements.lock"
+    assert parse_lock(engine.read_file(built.image, LOCK_PATH))["numpy"] == "1.26.2"
+    shown = [from_builder(e).message for e in events if from_builder(e) is not None]
+    assert "packages: from the committed lock binder/requirements.lock" in shown
+    assert shown[-1].endswith("; packages from the committed lock binder/requirements.lock")
 
 
 def test_show_tells_the_origin_and_what_postbuild_installed_outside_the_lock(locked):
