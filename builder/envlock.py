@@ -109,10 +109,10 @@ def locked_apt(apt_txt: tuple[str, ...], lock: str, where: str) -> tuple[str, ..
     return tuple(f"{n}={v}" for n, v in sorted(pins.items()))
 
 
-def check_base(lock: str, suite: str, image_id: str) -> str | None:
-    """A base of another Debian release stops a locked build; another image of the same
-    release is a note (returned), since a rebuilt base is a new image with the same
-    packages' names."""
+def check_base(lock: str, suite: str, image_id: str, strict: bool = False) -> str | None:
+    """A base of another Debian release stops a locked build. Another image of the same
+    release (a base rebuilt, or made on another machine) stops it with --locked (strict);
+    otherwise it is a note (returned), so a committed lock still launches elsewhere."""
     record = parse_base(lock)
     if record is None:
         return None
@@ -121,10 +121,14 @@ def check_base(lock: str, suite: str, image_id: str) -> str | None:
             f"{LOCK_FILE} was made on Debian {record.suite} ({record.describe()}) but the base is Debian {suite}: "
             f"build that base with `dsbuild base --suite {record.suite}` and pass --base-image {record.image}, "
             "or resolve again with --relock")
-    if image_id and record.image_id != image_id:
-        return (f"the base image differs from the one {LOCK_FILE} was made on, {record.describe()}: "
-                f"Debian packages are installed at the locked versions; `docker load` that base to get it exactly")
-    return None
+    if not image_id or record.image_id == image_id:
+        return None
+    if strict:
+        raise ConfigError(
+            f"--locked: {LOCK_FILE} was made on {record.describe()}, but {record.image} here is {image_id[:19]}: "
+            f"`docker load` that base image, or make the lock on this base with `dsbuild lock REPO --write`")
+    return (f"the base image differs from the one {LOCK_FILE} was made on, {record.describe()}: "
+            f"Debian packages are installed at the locked versions; `docker load` that base to get it exactly")
 
 
 def parse_installed(text: str) -> dict[str, str]:

@@ -200,7 +200,7 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     choice = lock_choice(facts, options)
     apt = merged.apt_packages
     if choice.locked:
-        env_files, apt, lock_notes = _from_lock(facts, base, choice, merged)
+        env_files, apt, lock_notes = _from_lock(facts, base, choice, merged, options)
         notes += lock_notes
     else:
         notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages(python.install.version)))
@@ -265,7 +265,7 @@ def lock_choice(facts: RepoFacts, options: BuildOptions) -> LockChoice:
 
 
 def _from_lock(
-    facts: RepoFacts, base: BaseFacts, choice: LockChoice, merged: Contribution
+    facts: RepoFacts, base: BaseFacts, choice: LockChoice, merged: Contribution, options: BuildOptions
 ) -> tuple[tuple[EnvFile, ...], tuple[str, ...], tuple[str, ...]]:
     """A locked build: the lock for the Python packages, its Debian versions for apt.txt
     (when it records them), and the base it was made on checked."""
@@ -274,7 +274,7 @@ def _from_lock(
     apt = merged.apt_packages
     if apt:
         apt = locked_apt(apt, lock, facts.path("apt.txt")) or apt
-    base_note = check_base(lock, base.suite, base.image_id)
+    base_note = check_base(lock, base.suite, base.image_id, strict=options.locked)
     return env_files, apt, (base_note,) if base_note else ()
 
 

@@ -67,8 +67,8 @@ def build_options(command):
             ),
             click.option("--index-url", help="Python package index for the build. Default: the host's pip/uv setting."),
             click.option("--locked", is_flag=True,
-                         help="Stop unless the repository holds requirements.lock. A committed lock is installed "
-                              "exactly even without this flag (see `dsbuild lock`)."),
+                         help="Stop unless the repository holds requirements.lock, made on this very base image. "
+                              "A committed lock is installed exactly even without this flag (see `dsbuild lock`)."),
             click.option("--relock", is_flag=True,
                          help="Resolve the requirements again, ignoring the repository's requirements.lock."),
             click.option(

@@ -67,6 +67,8 @@ def test_a_lock_made_on_another_debian_release_is_refused_with_the_command():
     rebuilt = BaseFacts("base:1", BASE.pythons, "3.11", "sha256:" + "c" * 64, "bookworm")
     assert any("base image differs" in n for n in plan(facts, rebuilt).notes)
     assert not any("base image differs" in n for n in plan(facts, BASE).notes)
+    with pytest.raises(ConfigError, match=r"--locked: requirements.lock was made on base:1 .* `docker load`"):
+        plan(facts, rebuilt, BuildOptions(locked=True))
 
 
 def test_a_lock_given_by_verify_wins_over_the_committed_one():
