@@ -192,7 +192,9 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     if not the_plan.dockerfile:
         yield Status("planning", f"packages: {the_plan.lock_origin}")
     labels = labels_for(target, the_plan, request.subdir)
-    labels[BASE_CREATED_LABEL] = (engine.inspect_image(options.base_image) or {}).get("Created", "")[:19] + "Z"
+    created = (engine.inspect_image(options.base_image) or {}).get("Created", "")
+    if created:
+        labels[BASE_CREATED_LABEL] = created[:19] + "Z"
     records = workspace.locks
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
