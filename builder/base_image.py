@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -76,12 +76,13 @@ def base_facts(engine: DockerEngine, image: str) -> BaseFacts:
             "build the default one with `dsbuild base`, or `docker load` your own"
         )
     facts = facts_from_labels(image, labels)
-    if facts is not None:
-        return facts
-    done = engine.exec_run(image, ["-c", _PROBE], entrypoint="/bin/sh")
-    if done.returncode != 0:
-        raise ConfigError(f"cannot look inside the base image {image}: is it a Debian-family image with /bin/sh?")
-    return parse_probe(image, done.stdout.decode())
+    if facts is None:
+        done = engine.exec_run(image, ["-c", _PROBE], entrypoint="/bin/sh")
+        if done.returncode != 0:
+            raise ConfigError(f"cannot look inside the base image {image}: is it a Debian-family image with /bin/sh?")
+        facts = parse_probe(image, done.stdout.decode())
+    image_id = (engine.inspect_image(image) or {}).get("Id", "")
+    return replace(facts, image_id=image_id, suite=labels.get(BASE_SUITE_LABEL, ""))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,10 @@ class LockDiff:
 
 
 def diff_locks(old: str, new: str) -> LockDiff:
-    a, b = parse_lock(old), parse_lock(new)
+    return diff_pins(parse_lock(old), parse_lock(new))
+
+
+def diff_pins(a: dict[str, str], b: dict[str, str]) -> LockDiff:
     return LockDiff(
         added=tuple((n, b[n]) for n in sorted(b.keys() - a.keys())),
         removed=tuple((n, a[n]) for n in sorted(a.keys() - b.keys())),

@@ -51,6 +51,8 @@ PIECES_LABEL = LABEL_PREFIX + "pieces"
 OPTIONS_LABEL = LABEL_PREFIX + "options-hash"  # everything that decides the image; reuse checks it
 ENVIRONMENT_OPTIONS_LABEL = LABEL_PREFIX + "environment-options"  # what the tag suffix stands for
 LOCK_LABEL = LABEL_PREFIX + "lock-sha256"
+LOCK_ORIGIN_LABEL = LABEL_PREFIX + "lock-origin"  # committed lock, resolved fresh, or resolved as of a date
+BASE_CREATED_LABEL = LABEL_PREFIX + "base-image-created"  # when the base image was made (its snapshot of Debian)
 PYTHON_LABEL = LABEL_PREFIX + "python"  # the Python the image has ("3.11", or "3.10.4 (uv-managed)")
 PYTHON_REQUESTED_LABEL = LABEL_PREFIX + "python-requested"  # what the repository asked for, and where
 RENDERING_KIND_LABEL = LABEL_PREFIX + "environment"  # environment.yml: says it is a PyPI rendering
@@ -233,6 +235,12 @@ def environment_options(options: BuildOptions, host: HostSettings) -> dict[str, 
         chosen["locked"] = True
     if options.as_of:
         chosen["as-of"] = options.as_of
+    if options.relock:
+        chosen["relock"] = True
+    if options.from_lock is not None:
+        from .lock import lock_digest
+
+        chosen["from-lock"] = lock_digest(options.from_lock)[:12]
     if host.index_url:  # credentials are not part of the environment, and never shown
         chosen["index"] = canonical_url(host.index_url)
     if host.extra_index_urls:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from .errors import ConfigError
 from .facts import RepoFacts
-from .lock import LOCK_FILE, check_lock
+from .envlock import check_base, locked_apt, python_part
+from .lock import LOCK_FILE, check_lock, lock_digest
 from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
 from .pieces.conda import EnvironmentYmlPiece
 from .pieces.dockerfile import DockerfilePiece
@@ -62,6 +63,8 @@ class BaseFacts:
     image: str
     pythons: tuple[PythonInstall, ...] = ()
     default_python: str | None = None  # the version `python3` runs
+    image_id: str = ""
+    suite: str = ""  # its Debian release, when its labels say
 
     def python(self, request: PythonRequest | None, exact: bool = False, downloads: bool = False) -> PythonChoice:
         return choose_python(self.image, self.pythons, self.default_python, request, exact, downloads)
@@ -93,7 +96,9 @@ class NotebookUser:
 class BuildOptions:
     base_image: str = DEFAULT_BASE_IMAGE
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
-    locked: bool = False  # install from the repository's requirements.lock only
+    locked: bool = False  # the repository must hold requirements.lock (a committed lock wins anyway)
+    relock: bool = False  # resolve again, even when the repository holds requirements.lock
+    from_lock: str | None = None  # install this lock (`dsbuild verify` rebuilds an image from its own)
     as_of: str | None = None  # resolve as of this date (RFC 3339); Jupyter packages then float too
     exact_python: bool = False  # refuse rather than build with the nearest newer Python
     python_downloads: bool = False  # a Python no Debian base has is installed by uv (needs the download)
@@ -104,6 +109,8 @@ class BuildOptions:
             raise ConfigError(f"--as-of wants 'commit' or a date like 2023-06-30 or 2023-06-30T12:00:00Z, got {self.as_of!r}")
         if self.as_of and self.locked:
             raise ConfigError("--as-of and --locked exclude each other: a lock already fixes every version")
+        if self.relock and self.locked:
+            raise ConfigError("--relock and --locked exclude each other: one resolves again, the other installs the lock")
 
     def jupyter_for(self, python: str) -> tuple[str, ...]:
         """The Jupyter packages for that Python: the default pins, or the newest that run on it."""
@@ -133,6 +140,7 @@ class BuildPlan:
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
     dockerfile: str | None = None  # the repository's own Dockerfile, built as it is
     locked: bool = False  # env_files is the lock, installed as it is
+    lock_origin: str = "resolved fresh"  # LockChoice.describe(): says where the versions came from
     exclude_newer: str | None = None
     notes: tuple[str, ...] = field(default=())
 
@@ -189,8 +197,11 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     notes = merged.notes if pieces else ("no configuration files found: JupyterLab only, with the repository copied in",)
     python = base.python(merged.python, options.exact_python, options.python_downloads)
     notes += (python.warning,) if python.warning else ()
-    if options.locked:
-        env_files = (_locked_env(facts, merged.env_files),)
+    choice = lock_choice(facts, options)
+    apt = merged.apt_packages
+    if choice.locked:
+        env_files, apt, lock_notes = _from_lock(facts, base, choice, merged, options)
+        notes += lock_notes
     else:
         notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages(python.install.version)))
         overrides = EnvFile(OVERRIDES_FILE, "".join(f"{o}\n" for o in OVERRIDES), install=False)
@@ -201,27 +212,78 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
         python=python.install,
         python_requested=python.requested,
         user=options.user,
-        apt_packages=merged.apt_packages,
+        apt_packages=apt,
         env_files=env_files,
         repo_installs=merged.repo_installs,
         post_build=merged.post_build,
         start=merged.start,
         jupyter_packages=options.jupyter_for(python.install.version),
-        locked=options.locked,
+        locked=choice.locked,
+        lock_origin=choice.describe(),
         exclude_newer=options.as_of,
         notes=notes,
     )
 
 
-def _locked_env(facts: RepoFacts, env_files: tuple[EnvFile, ...]) -> EnvFile:
-    """--locked: the repository's requirements.lock, checked against its requirements."""
-    if not facts.has(LOCK_FILE):
+FRESH, AS_OF, COMMITTED, GIVEN = "fresh", "as-of", "committed", "given"
+
+
+@dataclass(frozen=True)
+class LockChoice:
+    """Where a build's package versions come from. `lock_choice` is the one decision,
+    for `build`, `run`, launch links and `verify` alike."""
+
+    kind: str  # FRESH, AS_OF, COMMITTED or GIVEN
+    where: str = ""  # the lock's path in the repository, or the date for AS_OF
+    given: str | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.kind in (COMMITTED, GIVEN)
+
+    def text(self, facts: RepoFacts) -> str:
+        return self.given if self.given is not None else facts.text(LOCK_FILE)
+
+    def describe(self) -> str:
+        if self.kind == COMMITTED:
+            return f"from the committed lock {self.where}"
+        if self.kind == GIVEN:
+            return f"from a given lock (sha256 {self.where[:12]})"
+        return f"resolved as of {self.where}" if self.kind == AS_OF else "resolved fresh"
+
+
+def lock_choice(facts: RepoFacts, options: BuildOptions) -> LockChoice:
+    """A lock given (verify) wins; then a committed requirements.lock, as Pipfile.lock wins
+    over Pipfile, unless --relock or --as-of asks to resolve again; --locked insists on one."""
+    if options.from_lock is not None:
+        return LockChoice(GIVEN, lock_digest(options.from_lock), options.from_lock)
+    if facts.has(LOCK_FILE) and not options.relock and not options.as_of:
+        return LockChoice(COMMITTED, facts.path(LOCK_FILE))
+    if options.locked:
         raise ConfigError(f"--locked needs {facts.path(LOCK_FILE)}; write it with `dsbuild lock REPO --write`")
-    lock = facts.text(LOCK_FILE)
+    return LockChoice(AS_OF, options.as_of) if options.as_of else LockChoice(FRESH)
+
+
+def _from_lock(
+    facts: RepoFacts, base: BaseFacts, choice: LockChoice, merged: Contribution, options: BuildOptions
+) -> tuple[tuple[EnvFile, ...], tuple[str, ...], tuple[str, ...]]:
+    """A locked build: the lock for the Python packages, its Debian versions for apt.txt
+    (when it records them), and the base it was made on checked."""
+    lock = choice.text(facts)
+    env_files = (_locked_env(facts, merged.env_files, lock),)
+    apt = merged.apt_packages
+    if apt:
+        apt = locked_apt(apt, lock, facts.path("apt.txt")) or apt
+    base_note = check_base(lock, base.suite, base.image_id, strict=options.locked)
+    return env_files, apt, (base_note,) if base_note else ()
+
+
+def _locked_env(facts: RepoFacts, env_files: tuple[EnvFile, ...], lock: str) -> EnvFile:
+    """The lock, checked against the repository's requirements (dsbuild's own lines dropped)."""
     for env_file in env_files:
         check_lock(env_file.content, lock, facts.path(env_file.name))
     check_lock("\n".join(JUPYTER_NAMES), lock, "the Jupyter packages")
-    return EnvFile(LOCK_FILE, lock)
+    return EnvFile(LOCK_FILE, python_part(lock))
 
 
 JUPYTER_NAMES = ("jupyterlab", "jupyterhub")

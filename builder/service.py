@@ -24,11 +24,13 @@ from .host import HostSettings
 from .limits import BuildPolicy
 from .locklabel import LockRecords, settle_lock_label
 from .names import (
+    BASE_CREATED_LABEL,
     BASE_IMAGE_ID_LABEL,
     BASE_IMAGE_LABEL,
     ENVIRONMENT_HASH_LABEL,
     ENVIRONMENT_OPTIONS_LABEL,
     LOCK_LABEL,
+    LOCK_ORIGIN_LABEL,
     OCI_CREATED,
     OCI_REVISION,
     OCI_SOURCE,
@@ -85,6 +87,7 @@ class Built:
     plan: BuildPlan | None = None
     cached_steps: tuple[int, ...] = field(default=())
     run_steps: tuple[int, ...] = field(default=())
+    lock_origin: str = ""  # where the package versions came from (plan.LockChoice.describe)
 
 
 Event = Status | BuildEvent | Built
@@ -108,6 +111,7 @@ def labels_for(target: Target, plan_: BuildPlan, subdir: str | None = None) -> d
         ENVIRONMENT_HASH_LABEL: plan_.environment_hash,
         ENVIRONMENT_OPTIONS_LABEL: target.environment,
         PIECES_LABEL: ",".join(plan_.pieces),
+        LOCK_ORIGIN_LABEL: "the repository's own Dockerfile" if plan_.dockerfile else plan_.lock_origin,
         OPTIONS_LABEL: target.options_hash,
         **python_labels(plan_),
         **extra,
@@ -158,7 +162,9 @@ def build(request: BuildRequest, engine: DockerEngine, workspace: Workspace | No
     if not target.needs_build:
         yield Status("skipped", f"{target.ref} is already built (use --force to build again)")
         yield from _push(request, engine, target.ref)
-        yield Built(target.ref, (engine.inspect_image(target.ref) or {}).get("Id", ""), resolved, skipped=True)
+        origin = (engine.image_labels(target.ref) or {}).get(LOCK_ORIGIN_LABEL, "")
+        yield Built(target.ref, (engine.inspect_image(target.ref) or {}).get("Id", ""), resolved, skipped=True,
+                    lock_origin=origin)
         return
     with (locked(workspace.context_folder(target.name)) as folder,
           tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp):
@@ -178,11 +184,17 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
         repo = subfolder(repo, request.subdir)
     facts = scan(repo)
     options, target = yield from _pick_base(target.options, engine, target, facts)
-    the_plan = plan(facts, base_facts(engine, options.base_image), options)
+    base = base_facts(engine, options.base_image)
+    the_plan = plan(facts, base, options)
     for note in the_plan.notes:
         yield Status("planning", note)
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
+    if not the_plan.dockerfile:
+        yield Status("planning", f"packages: {the_plan.lock_origin}")
     labels = labels_for(target, the_plan, request.subdir)
+    created = (engine.inspect_image(options.base_image) or {}).get("Created", "")
+    if created:
+        labels[BASE_CREATED_LABEL] = created[:19] + "Z"
     records = workspace.locks
     lock_key = LockRecords.key(the_plan.environment_hash, target.options_hash)
     known = None if the_plan.dockerfile else records.get(lock_key)
@@ -206,7 +218,8 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
-    yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps)
+    yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps,
+                labels[LOCK_ORIGIN_LABEL])
 
 
 def _pick_base(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dsbuild.launch.cli import register  # adds `serve`, and `up`/`down`/`status` to `hub`
 from dsbuild.spawner.cli import hub  # imports neither JupyterHub nor KubeSpawner
 
-from . import build_commands, gc_commands, repro_commands  # noqa: F401  (their commands decorate the group)
+from . import build_commands, gc_commands, repro_commands, verify_commands  # noqa: F401  (their commands decorate the group)
 from .group import main
 
 main.add_command(hub)

@@ -66,7 +66,11 @@ def build_options(command):
                 help="CA bundle trusted during the build. Default: the host's (SSL_CERT_FILE, PIP_CERT, system bundle).",
             ),
             click.option("--index-url", help="Python package index for the build. Default: the host's pip/uv setting."),
-            click.option("--locked", is_flag=True, help="Install exactly the repository's requirements.lock (see `dsbuild lock`)."),
+            click.option("--locked", is_flag=True,
+                         help="Stop unless the repository holds requirements.lock, made on this very base image. "
+                              "A committed lock is installed exactly even without this flag (see `dsbuild lock`)."),
+            click.option("--relock", is_flag=True,
+                         help="Resolve the requirements again, ignoring the repository's requirements.lock."),
             click.option(
                 "--as-of",
                 metavar="DATE|commit",
@@ -107,8 +111,8 @@ def build_options(command):
 
 
 def _request(
-    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, as_of, exact_python, python_downloads,
-    user_id, user_name, registry, push, build_timeout, trusted,
+    repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, relock, as_of, exact_python,
+    python_downloads, user_id, user_name, registry, push, build_timeout, trusted,
 ) -> BuildRequest:
     """The BuildRequest that the options of `build_options` and `source_options` describe."""
     if push and not registry:
@@ -117,7 +121,7 @@ def _request(
     return BuildRequest(
         source=parse_source(repo, ref),
         options=BuildOptions(
-            base_image=base_image, locked=locked, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads,
+            base_image=base_image, locked=locked, relock=relock, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads,
             user=NotebookUser(user_id, user_name),
         ),
         host=read_host_settings(ca_cert, index_url),
@@ -178,6 +182,8 @@ def inspect(repo, ref, subdir, base_image):
         err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
         if the_plan.python:
             err_console.print(Text(f"python:   {the_plan.python.version} from {the_plan.base_image}"))
+        if not the_plan.dockerfile:
+            err_console.print(Text(f"packages: {the_plan.lock_origin}"))
         for note in the_plan.notes:
             err_console.print(Text(f"note:     {note}"))
         if the_plan.dockerfile:
@@ -217,8 +223,11 @@ def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
 def build_command(quiet, **options):
     """Build a JupyterLab image from REPO, tagged NAME:<commit sha, 12 characters>.
 
-    Builds with --as-of, --locked, another base image or index get a tag suffix
-    (-<8 hex>, explained by `dsbuild show`), so they never replace each other.
+    A repository that holds requirements.lock (root, binder/ or .binder/) is built
+    from it: exactly those versions, and the Debian versions it records for apt.txt;
+    --relock resolves again. Builds with --as-of, --relock, --locked, another base
+    image or index get a tag suffix (-<8 hex>, explained by `dsbuild show`), so they
+    never replace each other.
     Skipped when that tag already exists (built from the same source with the same
     options), or when --registry already holds it (asked without pulling), unless --force.
     Prints the image reference on stdout.

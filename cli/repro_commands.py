@@ -1,4 +1,4 @@
-"""lock, show and diff: what an image is made of and where it came from."""
+"""lock, show, diff and verify: what an image is made of and where it came from."""
 
 from __future__ import annotations
 
@@ -9,11 +9,30 @@ from rich.console import Console
 from rich.table import Table
 
 from dsbuild.builder.engine import DockerEngine
+from dsbuild.builder.envlock import (
+    APT_LOCK_PATH,
+    INSTALLED_PATH,
+    BaseRecord,
+    compose_lock,
+    diff_environment,
+    outside_lock,
+    parse_apt_lock,
+)
 from dsbuild.builder.errors import ConfigError, SourceError
 from dsbuild.builder.facts import choose_config_dir, BINDER_DIRS
 from dsbuild.builder.host import read_host_settings
-from dsbuild.builder.lock import LOCK_FILE, LOCK_PATH, diff_locks, lock_digest, parse_lock
-from dsbuild.builder.names import ENVIRONMENT_OPTIONS_LABEL, LABEL_PREFIX, LOCK_LABEL
+from dsbuild.builder.lock import LOCK_FILE, LOCK_PATH, LockDiff, lock_digest, parse_lock
+from dsbuild.builder.names import (
+    BASE_CREATED_LABEL,
+    BASE_IMAGE_ID_LABEL,
+    BASE_IMAGE_LABEL,
+    BASE_SUITE_LABEL,
+    ENVIRONMENT_OPTIONS_LABEL,
+    LABEL_PREFIX,
+    LOCK_LABEL,
+    LOCK_ORIGIN_LABEL,
+)
+from dsbuild.builder.plan import BuildOptions
 from dsbuild.builder.service import BuildRequest
 from dsbuild.builder.source import LocalSource, parse_source
 
@@ -24,19 +43,27 @@ from .output import user_errors
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _image_for(engine: DockerEngine, target: str, ref: str | None, quiet: bool) -> str:
+def _image_for(engine: DockerEngine, target: str, ref: str | None, quiet: bool,
+               options: BuildOptions = BuildOptions()) -> str:
     """TARGET is an image on this engine, or a repository to build (or find built)."""
     if not Path(target).exists() and ref is None and engine.inspect_image(target) is not None:
         return target
-    request = BuildRequest(source=parse_source(target, ref), host=read_host_settings())
+    request = BuildRequest(source=parse_source(target, ref), options=options, host=read_host_settings())
     return _build(request, quiet).image
 
 
 def _lock_of(engine: DockerEngine, image: str) -> str:
+    """The image's whole lock: its Python lock, the base it was built on, and the Debian
+    packages its apt.txt step installed (all read without running the image)."""
     text = engine.read_file(image, LOCK_PATH)
     if text is None:
         raise ConfigError(f"{image} has no {LOCK_PATH}: it was not built by this version of dsbuild")
-    return text
+    labels = engine.image_labels(image) or {}
+    base = None
+    if labels.get(BASE_IMAGE_LABEL) and labels.get(BASE_IMAGE_ID_LABEL):
+        base = BaseRecord(labels[BASE_IMAGE_LABEL], labels[BASE_IMAGE_ID_LABEL],
+                          labels.get(BASE_SUITE_LABEL, ""), labels.get(BASE_CREATED_LABEL, ""))
+    return compose_lock(text, engine.read_file(image, APT_LOCK_PATH), base)
 
 
 target_argument = click.argument("target", metavar="IMAGE_OR_REPO")
@@ -47,20 +74,23 @@ quiet_option = click.option("-q", "--quiet", is_flag=True, default=True, help="H
 @main.command()
 @target_argument
 @ref_option
-@click.option("--write", is_flag=True, help=f"Write {LOCK_FILE} into the repository (local folders), beside requirements.txt.")
+@click.option("--write", is_flag=True,
+              help=f"Resolve again (--relock) and write {LOCK_FILE} into the repository (local folders), "
+                   "beside requirements.txt; builds then install exactly it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the lock to this file.")
 @quiet_option
 @user_errors
 def lock(target, ref, write, output, quiet):
-    """Print the exact package set of an image (name==version with hashes).
+    """Print the exact package set of an image (name==version with hashes), the base
+    image it was built on and the Debian packages of its apt.txt (`# dsbuild-` lines).
 
     TARGET is an image built by dsbuild, or a repository (built first if needed).
-    `--write` puts the lock into a local repository, so `dsbuild build --locked`
-    installs exactly it later.
+    `--write` resolves the repository again and puts the lock into it: from then on
+    `build`, `run` and launch links install exactly it (`--relock` resolves again).
     """
     engine = DockerEngine()
     engine.ping()
-    text = _lock_of(engine, _image_for(engine, target, ref, quiet))
+    text = _lock_of(engine, _image_for(engine, target, ref, quiet, BuildOptions(relock=write)))
     if write:
         source = parse_source(target, ref)
         if not isinstance(source, LocalSource):
@@ -88,7 +118,8 @@ def environment_note(options: str | None) -> str:
 @click.argument("image")
 @user_errors
 def show(image):
-    """Show where IMAGE came from (its provenance labels) and what it holds (its lock)."""
+    """Show where IMAGE came from (its provenance labels) and what it holds: its lock,
+    its Debian packages from apt.txt, and what was installed outside the lock."""
     engine = DockerEngine()
     engine.ping()
     labels = engine.image_labels(image)
@@ -101,18 +132,50 @@ def show(image):
         table.add_row(key, labels[key])
     out.print(table)
     out.print(environment_note(labels.get(ENVIRONMENT_OPTIONS_LABEL)))
+    out.print(f"packages: {labels.get(LOCK_ORIGIN_LABEL, 'origin not recorded (built by an older dsbuild)')}")
     text = engine.read_file(image, LOCK_PATH)
     if text is None:
         out.print(f"no {LOCK_PATH} in this image")
         return
     pins = parse_lock(text)
     verdict = "matches" if labels.get(LOCK_LABEL) == lock_digest(text) else "DOES NOT match"
-    packages = Table(title=f"{len(pins)} packages (lock digest {verdict} the label)", title_justify="left")
-    packages.add_column("package")
-    packages.add_column("version")
+    _table(f"{len(pins)} packages (lock digest {verdict} the label)", pins)
+    apt = parse_apt_lock(engine.read_file(image, APT_LOCK_PATH) or "")
+    if apt:
+        _table(f"{len(apt)} Debian packages installed for apt.txt", apt)
+    _show_outside(text, engine.read_file(image, INSTALLED_PATH))
+
+
+def _table(title: str, pins: dict[str, str]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("package")
+    table.add_column("version")
     for name, version in sorted(pins.items()):
-        packages.add_row(name, version)
-    out.print(packages)
+        table.add_row(name, version)
+    out.print(table)
+
+
+def _show_outside(lock: str, installed: str | None) -> None:
+    if installed is None:
+        out.print("installed outside the lock: not recorded (built by an older dsbuild)")
+        return
+    outside = outside_lock(lock, installed)
+    if not outside:
+        out.print("installed outside the lock: nothing")
+        return
+    _table(f"installed outside the lock: {len(outside)} (the repository's own package, postBuild, "
+           "or an install after the lock)", outside)
+
+
+def print_changes(python: LockDiff, apt: LockDiff) -> None:
+    """The report of `diff` and `verify`: + added, - removed, ~ changed (Debian ones as apt:NAME)."""
+    for prefix, changes, sep in (("", python, "=="), ("apt:", apt, "=")):
+        for name, version in changes.added:
+            click.echo(f"+ {prefix}{name}{sep}{version}")
+        for name, version in changes.removed:
+            click.echo(f"- {prefix}{name}{sep}{version}")
+        for name, old, new in changes.changed:
+            click.echo(f"~ {prefix}{name} {old} -> {new}")
 
 
 @main.command()
@@ -121,7 +184,8 @@ def show(image):
 @quiet_option
 @user_errors
 def diff(first, second, quiet):
-    """Packages added (+), removed (-) and changed (~) from IMAGE_A to IMAGE_B.
+    """Packages added (+), removed (-) and changed (~) from IMAGE_A to IMAGE_B: Python
+    packages, then the Debian packages of apt.txt (apt:NAME).
 
     Each may also be a repository, built first if needed.
     """
@@ -129,12 +193,7 @@ def diff(first, second, quiet):
     engine.ping()
     a = _lock_of(engine, _image_for(engine, first, None, quiet))
     b = _lock_of(engine, _image_for(engine, second, None, quiet))
-    changes = diff_locks(a, b)
-    for name, version in changes.added:
-        click.echo(f"+ {name}=={version}")
-    for name, version in changes.removed:
-        click.echo(f"- {name}=={version}")
-    for name, old, new in changes.changed:
-        click.echo(f"~ {name} {old} -> {new}")
-    if changes.empty:
+    python, apt = diff_environment(a, b)
+    print_changes(python, apt)
+    if python.empty and apt.empty:
         click.echo("same packages", err=True)

@@ -86,10 +86,11 @@ def from_builder(event: Event) -> StreamEvent | None:
             return StreamEvent("building", _short(text), log=True)
         case StepFailed(step, phase, message, _, _):
             return StreamEvent("building", _short(f"step {step} ({phase}) failed: {message}"))
-        case Built(image, _, _, skipped, _, cached, ran):
+        case Built(image, _, _, skipped, _, cached, ran, origin):
+            packages = f"; packages {origin}" if origin else ""
             if skipped:
-                return StreamEvent("building", f"using {image}, built before")
-            return StreamEvent("building", f"built {image} ({len(ran)} steps run, {len(cached)} cached)")
+                return StreamEvent("building", f"using {image}, built before{packages}")
+            return StreamEvent("building", f"built {image} ({len(ran)} steps run, {len(cached)} cached){packages}")
         case BuildFinished() | StepDone():
             return None
     return None

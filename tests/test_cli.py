@@ -101,3 +101,19 @@ def test_exact_python_and_bad_user_are_one_line_errors(cli, tmp_path):
     assert result.exit_code == 2 and "a command after -- runs attached" in result.stderr
     result = cli.invoke(main, ["build", str(tmp_path), "--subdir", "../x"], env=NO_ENGINE)
     assert result.exit_code == 2 and "--subdir wants a folder inside the repository" in error_lines(result)[0]
+
+
+def test_inspect_says_a_committed_lock_wins_and_a_mismatch_is_one_line(cli, tmp_path):
+    binder = tmp_path / "binder"
+    binder.mkdir()
+    (binder / "requirements.txt").write_text("numpy\n")
+    (binder / "requirements.lock").write_text("numpy==1.26.4\njupyterlab==4.6.6\njupyterhub==5.5.4\n")
+    result = cli.invoke(main, ["inspect", str(tmp_path)], env=NO_ENGINE)
+    assert result.exit_code == 0, result.output
+    assert "packages: from the committed lock binder/requirements.lock" in result.stderr
+    assert "cp /srv/dsbuild/env/requirements.lock /srv/dsbuild/requirements.lock" in result.stdout
+    (binder / "requirements.txt").write_text("numpy>=2\n")
+    result = cli.invoke(main, ["inspect", str(tmp_path)], env=NO_ENGINE)
+    assert result.exit_code == 3
+    assert error_lines(result) == [
+        "Error: requirements.lock does not match binder/requirements.txt: numpy>=2 but the lock has numpy==1.26.4"]

@@ -39,7 +39,7 @@ def test_layer_order_keeps_the_cache_warm():
     facts = RepoFacts("", {"requirements.txt": "numpy\n", "apt.txt": "jq\n", "postBuild": "x", "start": "x"})
     dockerfile = render_dockerfile(plan(facts, BASE))
     order = [p for i, p in enumerate(dockerfile.phases) if p not in dockerfile.phases[:i]]
-    assert order == ["base", "notebook settings", "system packages", "jupyter", "environment files", "dependencies", "repository", "postBuild", "start"]
+    assert order == ["base", "notebook settings", "system packages", "jupyter", "environment files", "dependencies", "repository", "postBuild", "start", "record"]
     text = dockerfile.text
     assert text.index("COPY --chown=1000:1000 [\".dsbuild/env/\"") < text.index("uv pip compile") < text.index("uv pip sync") < text.index('["repo/"')
 

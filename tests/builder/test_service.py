@@ -21,6 +21,7 @@ from dsbuild.builder.names import (
 )
 from dsbuild.builder.plan import DEFAULT_BASE_IMAGE, BuildOptions
 from dsbuild.builder.progress import BuildFinished
+from dsbuild.builder.names import LOCK_ORIGIN_LABEL
 from dsbuild.builder.service import BuildRequest, Built, build
 from dsbuild.builder.source import GitSource, LocalSource
 from dsbuild.builder.target import decide_target
@@ -129,6 +130,10 @@ def test_other_environment_options_get_their_own_tag(tmp_path, engine, workspace
     assert dated.image != plain.image and dated.image.startswith(plain.image + "-")
     assert engine.tags[plain.image] != engine.tags[dated.image]  # the plain build was not replaced
     assert engine.image_labels(dated.image)[ENVIRONMENT_OPTIONS_LABEL] == "as-of=2024-01-01"
+    assert engine.image_labels(dated.image)[LOCK_ORIGIN_LABEL] == "resolved as of 2024-01-01"
+    assert engine.image_labels(plain.image)[LOCK_ORIGIN_LABEL] == plain.lock_origin == "resolved fresh"
+    again, _ = run(BuildRequest(source), engine, workspace)
+    assert again.skipped and again.lock_origin == "resolved fresh"  # a reused image says it too
 
 
 def test_an_upgrade_is_a_build_the_decision_counts(tmp_path, engine, workspace):

@@ -106,7 +106,7 @@ def test_code_only_change_reruns_only_the_repository_copy(engine, prefix, tmp_pa
     second, _ = build_all(request(prefix, repo, "code-change"), engine)
     assert second.image != first.image
     phases = dict(enumerate(render_dockerfile(second.plan).phases, start=1))
-    assert [phases[s] for s in second.run_steps] == ["repository"]
+    assert [phases[s] for s in second.run_steps] == ["repository", "record"]
     assert "dependencies" in [phases[s] for s in second.cached_steps]
 
 

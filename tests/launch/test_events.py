@@ -39,6 +39,10 @@ RESOLVED = Resolved(GitSource("file:///r", "a" * 40), "a" * 40, "a" * 40)
     (StepFailed(7, "dependencies", "exit code: 1", 1, ()), "building", "step 7 (dependencies) failed: exit code: 1"),
     (Built("x:1", "sha256:1", RESOLVED, skipped=True), "building", "using x:1, built before"),
     (Built("x:1", "sha256:1", RESOLVED, False, None, (1, 2), (3,)), "building", "built x:1 (1 steps run, 2 cached)"),
+    (Built("x:1", "sha256:1", RESOLVED, True, lock_origin="from the committed lock binder/requirements.lock"),
+     "building", "using x:1, built before; packages from the committed lock binder/requirements.lock"),
+    (Built("x:1", "sha256:1", RESOLVED, False, None, (), (3,), "resolved as of 2024-01-01"),
+     "building", "built x:1 (1 steps run, 0 cached); packages resolved as of 2024-01-01"),
 ])
 def test_builder_events(event, phase, message):
     shown = from_builder(event)

@@ -36,9 +36,13 @@ RUN --mount=type=bind,source=.dsbuild/ca.crt,target=/etc/dsbuild/ca.crt \
     --mount=type=cache,id=dsbuild-apt-archives-9d87a9476c76,target=/var/cache/apt/archives,sharing=locked \
     --mount=type=cache,id=dsbuild-apt-lists-9d87a9476c76,target=/var/lib/apt/lists,sharing=locked \
     export DEBIAN_FRONTEND=noninteractive \
+ && dpkg-query -W -f '${Package}=${Version}\n' | sort > /tmp/dsbuild-dpkg-before \
  && apt-get -q -o Acquire::https::CAInfo=/etc/dsbuild/ca.crt update \
  && apt-get -q -y -o Acquire::https::CAInfo=/etc/dsbuild/ca.crt -o APT::Keep-Downloaded-Packages=true \
-      install --no-install-recommends jq 
+      install --no-install-recommends jq \
+ && install -d -m 755 /var/lib/dsbuild \
+ && dpkg-query -W -f '${Package}=${Version}\n' | sort | comm -13 /tmp/dsbuild-dpkg-before - > /var/lib/dsbuild/apt.lock \
+ && rm /tmp/dsbuild-dpkg-before
 
 # dsbuild-phase: jupyter
 USER 1000
@@ -87,3 +91,10 @@ RUN --mount=type=bind,source=.dsbuild/bin,target=/tmp/dsbuild/bin \
 # dsbuild-phase: start
 RUN chmod +x start
 ENV DSBUILD_START="/home/jovyan/start"
+
+# dsbuild-phase: record
+USER root
+RUN install -d -m 755 /var/lib/dsbuild \
+ && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 \
+        -path '*/site-packages/*.dist-info' -printf '%f\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt
+USER 1000

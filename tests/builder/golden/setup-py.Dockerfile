@@ -74,3 +74,10 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-src-0123456789abcdef,target=/t
     --mount=type=secret,id=dsbuild-index,target=/run/secrets/dsbuild-index,uid=1000,mode=0400 \
     /tmp/dsbuild/bin/limits.sh && . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv pip install -e . jupyterlab==4.6.6 jupyterhub==5.5.4
+
+# dsbuild-phase: record
+USER root
+RUN install -d -m 755 /var/lib/dsbuild \
+ && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 \
+        -path '*/site-packages/*.dist-info' -printf '%f\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt
+USER 1000
