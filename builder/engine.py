@@ -216,6 +216,36 @@ class DockerEngine:
         except ValueError:
             return []
 
+    def network_labels(self, network: str) -> dict[str, str] | None:
+        """The labels of a Docker network; None when there is no such network."""
+        done = self._run("network", "inspect", network, "--format", "{{json .Labels}}", check=False, timeout=30)
+        if done.returncode != 0:
+            return None
+        try:
+            return dict(json.loads(done.stdout) or {})
+        except ValueError:
+            return {}
+
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool = False,
+                       options: Mapping[str, str] = {}) -> str:
+        """Create a bridge network; "" on success, else the engine's one-line reason."""
+        args = ["network", "create", "--driver", "bridge"] + (["--internal"] if internal else [])
+        args += [f"--opt={k}={v}" for k, v in options.items()] + [f"--label={k}={v}" for k, v in labels.items()]
+        done = self._run(*args, "--", name, check=False, timeout=60)
+        return "" if done.returncode == 0 else (done.stderr.decode(errors="replace").strip().splitlines() or ["failed"])[-1]
+
+    def remove_network(self, name: str) -> bool:
+        return self._run("network", "rm", "--", name, check=False, timeout=60).returncode == 0
+
+    def volumes_labelled(self, label: str, value: str) -> list[str]:
+        """Names of the volumes whose `label` is `value`."""
+        done = self._run("volume", "ls", "--quiet", "--filter", f"label={label}={value}", check=False, timeout=60)
+        return done.stdout.decode().split() if done.returncode == 0 else []
+
+    def remove_volumes(self, names: Sequence[str]) -> None:
+        if names:
+            self._run("volume", "rm", "--force", "--", *names, check=False, timeout=120)
+
     def import_rootfs(self, tar: IO[bytes], ref: str, changes: Sequence[str]) -> str:
         args = [self.cli, "import"] + [f"--change={c}" for c in changes] + ["-", ref]
         done = subprocess.run(args, env=self.env, stdin=tar, capture_output=True)

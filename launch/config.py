@@ -18,6 +18,7 @@ from dsbuild.spawner.quantities import Memory
 from .errors import ConfigInvalid
 from .limits import Rate, parse_networks
 from .routes import KNOWN_SCHEMES
+from .spawning import TEMPORARY_USER_PREFIX
 
 MODES = ("anonymous", "authenticated")
 
@@ -94,7 +95,7 @@ class LaunchConfig(Configurable):
                        help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
     token_lifetime = Int(8 * 3600, config=True, help="Seconds an anonymous user's token is valid.")
-    user_prefix = Unicode("binder-", config=True, help="Name prefix of anonymous launches' temporary users.")
+    user_prefix = Unicode(TEMPORARY_USER_PREFIX, config=True, help="Name prefix of anonymous launches' temporary users.")
     user_options = Dict(config=True, help="Catalog choices sent with every launch, e.g. {'cpu': '2'}.")
     service_name = Unicode("dsbuild", config=True, help="This service's name in JupyterHub.")
     oauth_redirect_url = Unicode(None, allow_none=True, config=True,

@@ -15,7 +15,7 @@ from dsbuild.spawner.spawner import DsbuildSpawner
 from kubespawner import KubeSpawner
 from traitlets import Unicode
 
-from .spawning import split_launch_options
+from .spawning import TEMPORARY_USER_PREFIX, split_launch_options
 
 
 class KubeLaunchSpawner(DsbuildSpawner):
@@ -29,7 +29,7 @@ class KubeLaunchSpawner(DsbuildSpawner):
     )
 
     temporary_user_prefix = Unicode(
-        "binder-",
+        TEMPORARY_USER_PREFIX,
         config=True,
         help="""Users whose names start with this are the launch service's temporary users
         (`dsbuild serve`'s anonymous mode): their home volume (PVC) is deleted with them.

@@ -10,7 +10,6 @@ servers), the proxy, and removes any container left with this hub's label."""
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import json
 import os
 import secrets
@@ -31,8 +30,7 @@ from dsbuild.spawner.catalog import load_catalog
 
 from .errors import HubError
 from .hubconfig import HubOptions, Paths, check_options, default_catalog, launch_settings, render_hub_config
-from .servernet import ensure_server_network, remove_server_network, remove_volumes
-from .servernet import gateway as network_gateway
+from .servernet import ensure_server_network, gateway, remove_server_network, remove_volumes
 
 PROXY_NAMES = ("configurable-http-proxy",)
 Say = Callable[[str], None]
@@ -155,17 +153,11 @@ def find_proxy(configured: str | None = None) -> str:
 
 
 def bridge_ip(engine: DockerEngine) -> str:
-    """The docker bridge's gateway: the host's address as containers on `bridge` see it
-    (the IPAM gateway, else the first address of the subnet, which dockerd gives docker0)."""
-    for config in engine.network_ipam("bridge"):
-        try:
-            if config.get("Gateway"):
-                return str(ipaddress.IPv4Address(config["Gateway"]))
-            if config.get("Subnet"):
-                return str(next(ipaddress.IPv4Network(config["Subnet"]).hosts()))
-        except ValueError:
-            continue
-    raise HubError("cannot find the Docker bridge's address (is dockerd running?); pass --hub-ip")
+    """The docker bridge's gateway: the host's address as containers on `bridge` see it."""
+    found = gateway(engine, "bridge")
+    if not found:
+        raise HubError("cannot find the Docker bridge's address (is dockerd running?); pass --hub-ip")
+    return found
 
 
 def _secret_file(path: Path, value: str | None = None) -> None:
@@ -177,12 +169,12 @@ def _secret_file(path: Path, value: str | None = None) -> None:
         f.write((value if value is not None else secrets.token_hex(32)) + "\n")
 
 
-def write_state(options: HubOptions, password: str | None = None, gateway: str | None = None) -> tuple[Paths, str]:
+def write_state(options: HubOptions, password: str | None = None, servers_gateway: str | None = None) -> tuple[Paths, str]:
     """Create the state folder, its secrets and configuration; returns (paths, hub ip).
-    `gateway`: the servers' network's address on the host, where the hub's API listens."""
+    `servers_gateway`: the servers' network's address on the host, where the hub's API listens."""
     check_options(options)
     catalog = load_catalog(options.catalog_file) if options.catalog_file else default_catalog()
-    hub_ip = options.hub_ip or gateway or (bridge_ip(DockerEngine()) if options.spawner == "docker" else "0.0.0.0")
+    hub_ip = options.hub_ip or servers_gateway or (bridge_ip(DockerEngine()) if options.spawner == "docker" else "0.0.0.0")
     paths = Paths(options.state_dir.resolve())
     paths.root.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.root, 0o700)
@@ -204,11 +196,12 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     missing = [m for m in ("dockerspawner", "jupyterhub_idle_culler") if importlib.util.find_spec(m) is None]
     if missing and options.spawner == "docker":
         raise HubError(f"{', '.join(missing)} is not installed: pip install \"dsbuild[launch]\"")
-    gateway = None
+    servers_gateway = None
     if options.spawner == "docker":
-        gateway = (ensure_server_network(options.network_name, options.hub_label) if not options.server_network
-                   else network_gateway(options.server_network))
-    paths, hub_ip = write_state(options, password, gateway)
+        engine = DockerEngine()
+        servers_gateway = (ensure_server_network(engine, options.network_name, options.hub_label)
+                           if not options.server_network else gateway(engine, options.server_network))
+    paths, hub_ip = write_state(options, password, servers_gateway)
     proxy = find_proxy(options.proxy_command)
     _stop(paths.proxy_pid, PROXY_NAMES, 5)  # a proxy left behind by a hub that died (its servers may run on)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
@@ -261,13 +254,14 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
     settings = _settings(paths)
     label = settings.get("hub_label")
     if label:
-        left = remove_containers(DockerEngine(), label)
+        engine = DockerEngine()
+        left = remove_containers(engine, label)
         if left:
             say(f"removed {len(left)} server container(s) the hub left behind")
-        volumes = remove_volumes(label)
+        volumes = remove_volumes(engine, label)
         if volumes:
             say(f"removed {len(volumes)} home volume(s) of users the hub did not delete")
-        if settings.get("server_network") and remove_server_network(settings["server_network"], label):
+        if settings.get("server_network") and remove_server_network(engine, settings["server_network"], label):
             say(f"removed the servers' network {settings['server_network']}")
 
 

@@ -1,4 +1,4 @@
-"""The Docker network the local hub's servers run on (the docker CLI edge).
+"""The Docker network the local hub's servers run on, through the builder's engine.
 
 `dsbuild hub up` creates one network per hub, `<prefix>-servers`:
 
@@ -19,33 +19,17 @@ reachable from servers. Bind host services to 127.0.0.1 or firewall the bridge
 from __future__ import annotations
 
 import ipaddress
-import json
-import subprocess
 
-from dsbuild.builder.engine import find_docker_cli
-from dsbuild.builder.errors import DsbuildError
+from dsbuild.builder.engine import DockerEngine
+from dsbuild.builder.names import HUB_LABEL
 
-LABEL = "io.dsbuild.hub"
+from .errors import HubError
 
 
-class NetworkError(DsbuildError):
-    exit_code = 7
-
-
-def _docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([find_docker_cli(), *args], capture_output=True, text=True, timeout=timeout)
-
-
-def gateway(name: str) -> str | None:
-    """The host's address on network `name`, or None if there is no such network."""
-    done = _docker("network", "inspect", name, "--format", "{{json .IPAM.Config}}")
-    if done.returncode != 0:
-        return None
-    try:
-        configs = json.loads(done.stdout) or []
-    except ValueError:
-        configs = []
-    for config in configs:
+def gateway(engine: DockerEngine, name: str) -> str | None:
+    """The host's address on network `name` (the IPAM gateway, else the first address of
+    the subnet, which dockerd gives the bridge), or None if there is no such network."""
+    for config in engine.network_ipam(name):
         try:
             if config.get("Gateway"):
                 return str(ipaddress.IPv4Address(config["Gateway"]))
@@ -56,40 +40,29 @@ def gateway(name: str) -> str | None:
     return None
 
 
-def ensure_server_network(name: str, hub_label: str) -> str:
+def ensure_server_network(engine: DockerEngine, name: str, hub_label: str) -> str:
     """Create the isolated network `name` unless it exists; returns its gateway address."""
-    found = gateway(name)
+    found = gateway(engine, name)
     if found:
         return found
-    done = _docker("network", "create", "--driver", "bridge", "--internal",
-                   "--opt", "com.docker.network.bridge.enable_icc=false",
-                   "--label", f"{LABEL}={hub_label}", name)
-    if done.returncode != 0:
-        raise NetworkError(f"cannot create the servers' network {name}: {done.stderr.strip()}")
-    found = gateway(name)
+    reason = engine.create_network(name, {HUB_LABEL: hub_label}, internal=True,
+                                   options={"com.docker.network.bridge.enable_icc": "false"})
+    if reason:
+        raise HubError(f"cannot create the servers' network {name}: {reason}")
+    found = gateway(engine, name)
     if not found:
-        raise NetworkError(f"the servers' network {name} has no gateway address")
+        raise HubError(f"the servers' network {name} has no gateway address")
     return found
 
 
-def remove_server_network(name: str, hub_label: str) -> bool:
+def remove_server_network(engine: DockerEngine, name: str, hub_label: str) -> bool:
     """Remove `name` if this hub created it (it carries the hub's label)."""
-    done = _docker("network", "inspect", name, "--format", "{{json .Labels}}")
-    if done.returncode != 0:
-        return False
-    try:
-        labels = json.loads(done.stdout) or {}
-    except ValueError:
-        return False
-    if labels.get(LABEL) != hub_label:
-        return False
-    return _docker("network", "rm", name).returncode == 0
+    labels = engine.network_labels(name)
+    return bool(labels) and labels.get(HUB_LABEL) == hub_label and engine.remove_network(name)
 
 
-def remove_volumes(hub_label: str) -> list[str]:
+def remove_volumes(engine: DockerEngine, hub_label: str) -> list[str]:
     """Remove the home volumes this hub's servers left (a hub stopped without deleting its users)."""
-    done = _docker("volume", "ls", "-q", "--filter", f"label={LABEL}={hub_label}")
-    names = done.stdout.split()
-    if names:
-        _docker("volume", "rm", "-f", *names, timeout=120)
+    names = engine.volumes_labelled(HUB_LABEL, hub_label)
+    engine.remove_volumes(names)
     return names

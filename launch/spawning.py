@@ -23,6 +23,11 @@ from dsbuild.spawner.names import check_image
 from dsbuild.spawner.options import LAUNCH_KEYS
 from dsbuild.spawner.resolve import ResourceRequest
 
+# Anonymous launches' temporary users are named with this prefix: the launch service makes
+# them (LaunchConfig.user_prefix) and the Kubernetes launch spawner deletes their volumes
+# with them (KubeLaunchSpawner.temporary_user_prefix). Both default to it.
+TEMPORARY_USER_PREFIX = "binder-"
+
 
 @dataclass(frozen=True)
 class LaunchImage:
