@@ -60,7 +60,8 @@ def plan_removals(entries: Sequence[Entry], now: float, max_age: float, max_byte
     return remove
 
 
-def _tree_bytes(path: Path) -> int:
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (links not followed; what vanishes meanwhile is skipped)."""
     total = 0
     for dirpath, _, files in os.walk(path):
         for name in files:
@@ -79,7 +80,7 @@ def _folders(root: Path, mark: str) -> list[Entry]:
         if child.is_dir() and not child.is_symlink():
             marker = child / mark
             used = marker.stat().st_mtime if marker.exists() else child.stat().st_mtime
-            found.append(Entry(str(child), used, _tree_bytes(child), child.name))
+            found.append(Entry(str(child), used, tree_bytes(child), child.name))
     return found
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SourceError
+from .gc import tree_bytes
 
 log = logging.getLogger("dsbuild.git")
 
@@ -115,17 +116,6 @@ class GitFailed(SourceError):
         self.too_large = too_large
 
 
-def _dir_bytes(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def run_git(args: Sequence[str], limits: GitLimits, cwd: Path | None = None, network: bool = False,
             watch: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run git with the isolated environment; `network` commands take a worker from the
@@ -148,7 +138,7 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
     except FileNotFoundError:
         raise SourceError("git is not installed; install it (apt-get install git)") from None
     stopped: list[str] = []
-    start_size = _dir_bytes(watch) if watch is not None else 0
+    start_size = tree_bytes(watch) if watch is not None else 0
     done = threading.Event()
 
     def guard() -> None:
@@ -156,7 +146,7 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
         while not done.wait(0.2):
             if time.monotonic() > deadline:
                 stopped.append(f"git took longer than {limits.timeout:.0f} s")
-            elif watch is not None and _dir_bytes(watch) - start_size > limits.max_fetch_bytes:
+            elif watch is not None and tree_bytes(watch) - start_size > limits.max_fetch_bytes:
                 stopped.append(f"the repository is larger than {limits.max_fetch_bytes // 2**20} MiB")
             if stopped:
                 process.kill()
@@ -185,7 +175,7 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
             process.wait()
     reader.join(5)
     err = b"".join(stderr_chunks).decode(errors="replace")
-    if not stopped and watch is not None and _dir_bytes(watch) - start_size > limits.max_fetch_bytes:
+    if not stopped and watch is not None and tree_bytes(watch) - start_size > limits.max_fetch_bytes:
         stopped.append(f"the repository is larger than {limits.max_fetch_bytes // 2**20} MiB")
     if stopped:
         log.info("git %s stopped: %s", args[0], stopped[0])

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dsbuild.launch.localhub import HubError, HubOptions, find_proxy, hub_down, hub_up
+from tests.browser import ARTIFACTS, need
 
 from . import objects, realnode
 from .conftest import HUB_NAMESPACE
@@ -27,21 +28,9 @@ from .conftest import HUB_NAMESPACE
 pytestmark = [pytest.mark.cluster, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NAMESPACE = "default"
 PASSWORD = "node-hub-test"
 NODE_IP = "10.123.0.1"  # node.sh's NODE_IP: the bridge address pods reach this machine at
-
-
-def need(ok: bool, why: str) -> None:
-    if not ok:
-        if IN_CI:
-            pytest.fail(f"CI needs this: {why}")
-        pytest.skip(why)
 
 
 def free_port() -> int:
@@ -99,19 +88,7 @@ def node_hub(pinned_namespace, hub_kubeconfig, real_node, node_image, tmp_path_f
         hub_down(options.state_dir, say=print)
 
 
-@pytest.fixture
-def chromium():
-    need(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium)")
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def spawn_from_form(page, hub: HubOptions, cpu: str, memory: str, storage: str) -> None:

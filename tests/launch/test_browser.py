@@ -32,25 +32,13 @@ from dsbuild.launch.errors import HubError
 from dsbuild.launch.hubconfig import HubOptions
 from dsbuild.launch.localhub import find_proxy, hub_down, hub_up, remove_containers
 
-from tests.conftest import EXAMPLES, NOTEBOOKS, ROOT
+from tests.conftest import EXAMPLES, NOTEBOOKS
+
+from tests.browser import ARTIFACTS, need
 
 from .conftest import commit, make_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = ROOT / "tests" / "artifacts"
-IN_CI = os.environ.get("CI") == "true"
-
-
-def need(ok: bool, why: str) -> None:
-    if not ok:
-        if IN_CI:
-            pytest.fail(f"CI needs this: {why}")
-        pytest.skip(why)
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -201,19 +189,7 @@ def clean_users(hub_service):
     delete_users(hub_service[0])
 
 
-@pytest.fixture
-def chromium():
-    need(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium)")
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def link(service: str, repo: Path, route: str = "v2", ref: str = "main", query: str = "?labpath=sketches.ipynb") -> str:

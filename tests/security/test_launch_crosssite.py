@@ -6,7 +6,6 @@ http://localhost:P2, the service from http://127.0.0.1:P1 (two sites)."""
 from __future__ import annotations
 
 import http.server
-import os
 import threading
 import time
 from urllib.parse import quote
@@ -16,9 +15,6 @@ import pytest
 from ..launch.conftest import config, make_repo
 from .launch_support import NOTEBOOK, events_of, git_path, request, service, stream_url_of
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -77,21 +73,7 @@ fetch("{page}").then(function (r) {{ return r.text(); }}).then(
 </script></body></html>"""
 
 
-@pytest.fixture
-def chromium():
-    if not os.access(CHROMIUM, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs {CHROMIUM} (scripts/setup.sh installs it)")
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/setup.sh installs Debian's chromium)")
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def serve_page(html: str):
