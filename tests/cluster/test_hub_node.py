@@ -116,10 +116,19 @@ def open_notebook(page, hub: HubOptions):
 
 
 def stop_from_control_panel(page, hub: HubOptions) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    page.goto(hub.hub_url + "hub/home")
-    page.click("#stop")
+    page.goto(hub.hub_url + "hub/home", wait_until="networkidle")
+    # The page's script binds the button; a click before that sends nothing. So click
+    # again only while no stop request has gone out (never a second stop).
+    for _ in range(3):
+        try:
+            with page.expect_request(lambda r: r.method == "DELETE" and r.url.endswith("/server"), timeout=10_000):
+                page.click("#stop")
+            break
+        except PlaywrightTimeout:
+            continue
     expect(page.locator("#stop")).to_be_hidden(timeout=120_000)  # the hub answered the stop
     expect(page.locator("#start")).to_be_visible()
 
@@ -224,7 +233,8 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
         expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
         expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
         page.screenshot(path=ARTIFACTS / "node-launch-jupyterlab.png")
-        pods = cluster.get("pod", namespace=NAMESPACE)
+        # This launch's pod (its temporary user's), whatever an earlier test left in the namespace.
+        pods = [p for p in cluster.get("pod", namespace=NAMESPACE) if p["metadata"]["name"].startswith("jupyter-binder-")]
         assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
         image = pods[0]["spec"]["containers"][0]["image"]
         assert image.startswith(f"{real_node.registry}/{prefix}-")  # built and pushed by the service
