@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -86,6 +87,20 @@ class DockerEngine:
     def remove_unused_image(self, ref: str) -> bool:
         """Untag/remove an image (no --force, so one a container holds by id stays)."""
         return self._run("image", "rm", "--", ref, check=False).returncode == 0
+
+    def prune_build_cache(self, older_than: float | None, keep_bytes: int | None) -> int:
+        """Prune BuildKit's cache (layers and cache mounts such as the per-source package
+        caches): records unused for `older_than` seconds, then the least recently used
+        until it holds at most `keep_bytes`. Records a running build uses stay. Returns
+        the bytes freed, as the engine reports them."""
+        freed = 0
+        if older_than is not None:
+            done = self._run("builder", "prune", "--force", "--filter", f"until={int(older_than)}s", check=False, timeout=1800)
+            freed += reclaimed_bytes(done.stdout.decode(errors="replace"))
+        if keep_bytes is not None:
+            done = self._run("builder", "prune", "--force", "--keep-storage", str(keep_bytes), check=False, timeout=1800)
+            freed += reclaimed_bytes(done.stdout.decode(errors="replace"))
+        return freed
 
     def remove_image(self, ref: str) -> None:
         self._run("image", "rm", "--force", "--", ref, check=False)
@@ -252,6 +267,15 @@ class DockerEngine:
         if done.returncode != 0:
             raise EngineUnavailable(f"docker import failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
+
+
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+
+
+def reclaimed_bytes(output: str) -> int:
+    """The bytes in `docker builder prune`'s "Total reclaimed space: 1.2GB" line (pure)."""
+    match = re.search(r"Total reclaimed space:\s*([0-9.]+)\s*([KMGT]?B)", output)
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)]) if match else 0
 
 
 def _last_line(data: bytes) -> str:

@@ -1,4 +1,5 @@
-"""Garbage collection: git mirrors, build contexts and images, by age and disk use.
+"""Garbage collection: git mirrors, build contexts, images and BuildKit's cache, by age
+and disk use.
 
 `plan_removals` is pure (what to remove, given what there is); `collect_garbage` is the
 I/O, used by `dsbuild gc` and callable by the launch service (e.g. once an hour). A
@@ -29,6 +30,7 @@ class GcPolicy:
     max_bytes: int | None = 50 * 2**30  # per kind (mirrors, contexts, images); oldest go first
     images: bool = True
     only_images: str | None = None  # a `docker images --filter reference=` pattern, to narrow
+    build_cache: bool = True  # also BuildKit's cache (not in a run narrowed by only_images)
     dry_run: bool = False
 
 
@@ -45,6 +47,7 @@ class GcReport:
     removed: list[Entry] = field(default_factory=list)
     kept: int = 0
     freed: int = 0
+    build_cache_freed: int = 0
 
 
 def plan_removals(entries: Sequence[Entry], now: float, max_age: float, max_bytes: int | None) -> list[Entry]:
@@ -131,6 +134,9 @@ def collect_garbage(cache: Path, engine: DockerEngine | None, policy: GcPolicy =
             if policy.dry_run or engine.remove_unused_image(entry.key):
                 report.removed.append(entry)
                 report.freed += entry.size
+    if policy.build_cache and engine is not None and policy.only_images is None and not policy.dry_run:
+        report.build_cache_freed = engine.prune_build_cache(policy.max_age, policy.max_bytes)
+        report.freed += report.build_cache_freed
     return report
 
 

@@ -53,8 +53,12 @@ if [ ! -x "$chp" ]; then
 fi
 
 if ! /usr/bin/docker info >/dev/null 2>&1; then
+    # BuildKit's cache (layers, per-source package caches) grows with every repository
+    # built: the engine we start keeps it to 20 GB (scripts/dockerd.json); an operator's
+    # own /etc/docker/daemon.json wins. `dsbuild gc` trims it by age and size too.
+    config=(); [ -f /etc/docker/daemon.json ] || config=(--config-file "$PWD/scripts/dockerd.json")
     say "starting dockerd (log: .run/dockerd.log)"
-    nohup dockerd >.run/dockerd.log 2>&1 &
+    nohup dockerd "${config[@]}" >.run/dockerd.log 2>&1 &
     echo $! >.run/dockerd.pid
     for _ in $(seq 1 60); do
         /usr/bin/docker info >/dev/null 2>&1 && break

@@ -105,3 +105,36 @@ def test_gc_keeps_what_is_recent_and_trims_by_disk_use(tmp_path):
     report = collect_garbage(cache, None, GcPolicy(max_age=10**9, max_bytes=2500, images=False), now=2000)
     assert sorted(e.label for e in report.removed) == ["m0", "m1"]
     assert sorted(p.name for p in (cache / "git").iterdir()) == ["m2", "m3"]
+
+
+class _CacheEngine:
+    """The build-cache part of DockerEngine: records the prune it was asked for."""
+
+    def __init__(self):
+        self.prunes = []
+
+    def images_in_use(self):
+        return set()
+
+    def image_refs(self, filters=()):
+        return []
+
+    def prune_build_cache(self, older_than, keep_bytes):
+        self.prunes.append((older_than, keep_bytes))
+        return 3 * 2**20
+
+
+def test_gc_prunes_the_build_cache_by_the_same_age_and_size(tmp_path):
+    engine = _CacheEngine()
+    report = collect_garbage(tmp_path, engine, GcPolicy(max_age=3600, max_bytes=2**30))
+    assert engine.prunes == [(3600, 2**30)] and report.build_cache_freed == report.freed == 3 * 2**20
+    for narrowed in (GcPolicy(only_images="x-*"), GcPolicy(dry_run=True), GcPolicy(build_cache=False)):
+        engine.prunes.clear()
+        assert collect_garbage(tmp_path, engine, narrowed).build_cache_freed == 0 and engine.prunes == []
+
+
+def test_reclaimed_bytes_reads_the_engines_total():
+    from dsbuild.builder.engine import reclaimed_bytes
+
+    assert reclaimed_bytes("ID\tRECLAIMABLE\nabc\t1kB\nTotal reclaimed space: 48.13GB\n") == 48_130_000_000
+    assert reclaimed_bytes("Total reclaimed space: 0B") == 0 and reclaimed_bytes("") == 0
