@@ -23,6 +23,7 @@ from typing import Sequence
 
 from .errors import SourceError
 from .gc import tree_bytes
+from .hostguard import HostGuard
 
 log = logging.getLogger("dsbuild.git")
 
@@ -39,6 +40,7 @@ class GitLimits:
     max_output: int = 32 * 2**20  # bytes of a command's output kept in memory (ls-remote, ls-tree)
     workers: int = 4  # network git commands at once
     wait_for_worker: float = 300.0
+    hosts: HostGuard | None = None  # refuse internal hosts and pin git to the checked addresses (hostguard.py)
 
 
 _pools: dict[int, threading.BoundedSemaphore] = {}
@@ -117,21 +119,29 @@ class GitFailed(SourceError):
 
 
 def run_git(args: Sequence[str], limits: GitLimits, cwd: Path | None = None, network: bool = False,
-            watch: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+            watch: Path | None = None, check: bool = True, url: str | None = None) -> subprocess.CompletedProcess:
     """Run git with the isolated environment; `network` commands take a worker from the
-    pool; `watch` is a folder whose growth is capped at `max_fetch_bytes` while git runs."""
+    pool and, with a host guard, are pinned to `url`'s checked addresses (resolved now,
+    so a DNS answer that changes later is not used); `watch` is a folder whose growth is
+    capped at `max_fetch_bytes` while git runs."""
+    pin: tuple[str, ...] = ()
+    if network and limits.hosts is not None:
+        if url is None:
+            raise GitFailed("git cannot check where this command connects", "run_git: a network command without its URL")
+        pin = limits.hosts.pin(url)
     pool = _pool(limits.workers) if network else None
     if pool is not None and not pool.acquire(timeout=limits.wait_for_worker):
         raise GitFailed("too many repositories are being fetched right now; try again later")
     try:
-        return _run(args, limits, cwd, watch, check)
+        return _run(args, limits, cwd, watch, check, pin)
     finally:
         if pool is not None:
             pool.release()
 
 
-def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path | None, check: bool) -> subprocess.CompletedProcess:
-    cmd = ["git", *GIT_OPTIONS, *args]
+def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path | None, check: bool,
+         pin: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    cmd = ["git", *GIT_OPTIONS, *pin, *args]
     try:
         process = subprocess.Popen(cmd, cwd=cwd, env=git_env(limits, git_home()), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
