@@ -91,6 +91,13 @@ class LaunchConfig(Configurable):
                         help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
     image_prefix = Unicode("dsbuild", config=True,
                            help="Images are named PREFIX-<repo>-<hash>:<commit> (builder/names.py).")
+    gc_interval = Float(3600.0, config=True,
+                        help="Seconds between garbage collections of git mirrors, build contexts and this service's "
+                             "images (by age and disk use, like `dsbuild gc`); 0 turns it off.")
+    gc_max_age = Float(7 * 86400.0, config=True, help="Garbage collection: seconds since last use after which an item goes.")
+    gc_max_disk = Int(50 * 2**30, config=True,
+                      help="Garbage collection: bytes each kind (mirrors, contexts, images) may use; the oldest go "
+                           "first; 0 for no limit.")
     registry = Unicode(None, allow_none=True, config=True,
                        help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
@@ -132,7 +139,8 @@ class LaunchConfig(Configurable):
         unknown = [s for s in self.allowed_schemes if s not in KNOWN_SCHEMES]
         if unknown or not self.allowed_schemes:
             raise ConfigInvalid(f"--allow-scheme takes {', '.join(KNOWN_SCHEMES)}; got {', '.join(unknown) or 'none'}")
-        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting"):
+        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting",
+                     "gc_interval", "gc_max_age", "gc_max_disk"):
             if getattr(self, name) < 0:
                 raise ConfigInvalid(f"{name} must not be negative")
         if self.max_builds == 0:
