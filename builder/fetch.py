@@ -147,11 +147,11 @@ class GitFetcher:
         otherwise all branches and tags, among which the commit must then be."""
         bounded = {"cwd": mirror, "limits": self.limits, "network": True, "watch": mirror, "url": url}
         try:
-            if len(sha) == 40:
-                shallow = _git("fetch", "--quiet", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
+            if len(sha) == 40:  # --progress: git's object count, watched while it fetches (gitenv.py)
+                shallow = _git("fetch", "--progress", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
                 if shallow.returncode == 0:
                     return
-            _git("fetch", "--quiet", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
+            _git("fetch", "--progress", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
         except GitFailed as err:
             if err.too_large:  # a half-fetched huge repository is not kept
                 shutil.rmtree(mirror, ignore_errors=True)

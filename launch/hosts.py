@@ -35,7 +35,7 @@ UNREADABLE = "cannot read repository {url}: it does not exist, is not public, or
 _REF_NOT_FOUND = re.compile(r"^ref '[^'\n]{1,300}' not found in \S+ \(looked for a branch, a tag and a commit\)$")
 _SIZE_LIMIT = re.compile(r"^the repository (has \d+ files|holds \d+ MiB of files) at this commit, more than this builder takes "
                          r"\(\d+( MiB)?\)$|^the repository (has \d+ files|holds \d+ MiB of files), more than this builder takes "
-                         r"\(\d+( MiB)?\)$")
+                         r"\(\d+( MiB)?\)$|^the repository has \d+ objects to fetch, more than this builder takes \(\d+\)$")
 
 
 def check_host(url: str, allowed: tuple[Network, ...], shown: str, resolve: Resolver = system_resolver) -> None:
