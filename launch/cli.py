@@ -202,6 +202,7 @@ def serve(ip, port, state_dir, **kw):
 @click.option("--registry", metavar="HOST:PORT", help="Kubernetes: the registry `dsbuild serve --registry` pushes to.")
 @setting(HubOptions, "proxy_command")
 @setting(HubOptions, "server_network", metavar="NAME")
+@setting(HubOptions, "server_firewall", "--server-firewall/--no-server-firewall", is_flag=True, show_default=True)
 @user_errors
 def up(registry, **settings):
     """Start a JupyterHub (and its proxy) that launches dsbuild images on this machine.

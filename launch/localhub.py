@@ -29,7 +29,8 @@ from dsbuild.builder.names import HUB_LABEL
 from dsbuild.spawner.catalog import load_catalog
 
 from .errors import HubError
-from .hubconfig import HubOptions, Paths, check_options, default_catalog, launch_settings, render_hub_config
+from . import firewall
+from .hubconfig import HubOptions, Paths, check_options, default_catalog, firewall_chain, launch_settings, render_hub_config
 from .servernet import ensure_server_network, gateway, remove_server_network, remove_volumes
 
 PROXY_NAMES = ("configurable-http-proxy",)
@@ -202,6 +203,7 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
         servers_gateway = (ensure_server_network(engine, options.network_name, options.hub_label)
                            if not options.server_network else gateway(engine, options.server_network))
     paths, hub_ip = write_state(options, password, servers_gateway)
+    _fence(options, hub_ip, say)
     proxy = find_proxy(options.proxy_command)
     _stop(paths.proxy_pid, PROXY_NAMES, 5)  # a proxy left behind by a hub that died (its servers may run on)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
@@ -224,9 +226,25 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     except BaseException:
         _stop(paths.hub_pid, ("jupyterhub",), 10)
         _stop(paths.proxy_pid, PROXY_NAMES, 5)
+        if firewall_chain(options):
+            firewall.remove(firewall_chain(options))
         raise
     say(f"JupyterHub is up at {options.hub_url} ({options.mode} mode); now run `dsbuild serve`")
     return paths
+
+
+def _fence(options: HubOptions, hub_ip: str, say: Say) -> None:
+    """Servers reach the hub's API port on the host, nothing else of it (firewall.py)."""
+    chain = firewall_chain(options)
+    if chain is None:
+        return
+    fence = firewall.ServerFirewall(chain, firewall.bridge_of(hub_ip), hub_ip, options.hub_port)
+    try:
+        firewall.apply(fence)
+    except HubError as err:
+        raise HubError(f"cannot fence the servers' network: {err}; run `hub up` as root, or pass --no-server-firewall "
+                       "and firewall the bridge yourself (docs/security.md)") from None
+    say(f"servers on {options.network_name} ({fence.bridge}) reach only {hub_ip}:{options.hub_port} on this host")
 
 
 def remove_containers(engine: DockerEngine, hub_label: str) -> list[str]:
@@ -263,6 +281,8 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
             say(f"removed {len(volumes)} home volume(s) of users the hub did not delete")
         if settings.get("server_network") and remove_server_network(engine, settings["server_network"], label):
             say(f"removed the servers' network {settings['server_network']}")
+    if settings.get("firewall_chain") and firewall.remove(settings["firewall_chain"]):
+        say(f"removed the servers' firewall chain {settings['firewall_chain']}")
 
 
 def hub_status(state_dir: Path) -> dict:
