@@ -71,6 +71,8 @@ def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tupl
         raise ConfigInvalid(f"no hub: run `dsbuild hub up` (it writes {state_dir}/launch.json) or pass --hub-url")
     for name in ("hub_api_url", "mode", "registry", "oauth_redirect_url"):
         settings[name] = settings.get(name) or state.get(name)
+    if settings.get("rate_state") is None:
+        settings["rate_state"] = str(state_dir / "launch-rate.sqlite")
     settings.update(hub_url=hub_url, hub_token=_token(hub_token_file, state), user_options=_user_options(user_option),
                     max_repo_size=parse_size(max_repo_size, "--max-repo-size"),
                     gc_max_disk=parse_size(gc_max_disk, "--gc-max-disk"))
@@ -151,6 +153,7 @@ def register(main: click.Group, hub: click.Group) -> None:
 @setting(LaunchConfig, "max_servers")
 @setting(LaunchConfig, "max_starting")
 @setting(LaunchConfig, "launch_rate", type=str, default="10/hour", show_default=True, metavar="COUNT/UNIT")
+@setting(LaunchConfig, "rate_state", default=None, metavar="FILE")
 @setting(LaunchConfig, "trusted_proxies", "--trusted-proxy", type=str, multiple=True, metavar="CIDR",
          help=f"{_help(LaunchConfig, 'trusted_proxies')} Repeatable.")
 @setting(LaunchConfig, "allowed_host_networks", "--allow-host-network", type=str, multiple=True, metavar="CIDR",

@@ -81,6 +81,9 @@ class LaunchConfig(Configurable):
     launch_rate = Any(Rate(10, 3600), config=True,
                       help="Launches one client may start, COUNT/UNIT (UNIT: second, minute, hour, day); 0 for no "
                            "limit. A client is its IPv4 address or IPv6 /64 (mybinder.org's default: 10/hour).")
+    rate_state = Unicode("", config=True,
+                         help="SQLite file that keeps --launch-rate's counts, so restarting the service does not "
+                              "reset them (per host). Default: launch-rate.sqlite in --hub-state; empty: memory only.")
     trusted_proxies = Any((), config=True,
                           help="Reverse proxies in front of this service (CIDRs). Only connections from these have "
                                "X-Forwarded-For read to find the client. Default: none (the peer address counts).")

@@ -168,6 +168,7 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
         "hub_label": options.hub_label if options.spawner == "docker" else None,
         "server_network": options.network_name if options.spawner == "docker" and not options.server_network else None,
         "firewall_chain": firewall_chain(options),
+        "spawner": options.spawner,
     }
 
 

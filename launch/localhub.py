@@ -262,9 +262,32 @@ def _settings(paths: Paths) -> dict:
         return {}
 
 
+def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> None:
+    """A hub on Kubernetes: its pods outlive it (cleanup_servers is off, so servers survive
+    a restart of the hub), so `hub down` stops them through the hub first, and removes the
+    temporary users with their volumes."""
+    import asyncio
+
+    from .hubapi import HubClient
+    from .spawning import TEMPORARY_USER_PREFIX
+    from .stopping import stop_every_server
+
+    if settings.get("spawner") != "kubernetes" or not running_pid(paths.hub_pid, ("jupyterhub",)):
+        return
+    try:
+        hub = HubClient(settings["hub_api_url"], Path(settings["token_file"]).read_text().strip())
+        temporary, stopped = asyncio.run(stop_every_server(hub, TEMPORARY_USER_PREFIX))
+    except Exception as err:  # noqa: BLE001 -- the hub is stopped regardless; say what may be left
+        raise HubError(f"could not stop the hub's servers on Kubernetes ({err}); the hub is still running: "
+                       "try `dsbuild hub down` again, or delete the pods yourself") from None
+    say(f"stopped {stopped} server(s) and removed {len(temporary)} temporary user(s) with their volumes")
+
+
 def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
-    """Stop the hub (it stops its servers), then the proxy; remove leftover containers."""
+    """Stop the hub's servers (Kubernetes: through the hub; Docker: the hub's containers
+    are removed by label after it stops), the hub, then the proxy."""
     paths = Paths(state_dir.resolve())
+    _stop_kubernetes_servers(paths, _settings(paths), say)
     hub = _stop(paths.hub_pid, ("jupyterhub",), timeout)
     say(f"stopped JupyterHub ({hub})" if hub else "JupyterHub was not running")
     proxy = _stop(paths.proxy_pid, PROXY_NAMES, 10)
