@@ -226,7 +226,12 @@ def up(registry, **settings):
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 @user_errors
 def down(state_dir):
-    """Stop what `dsbuild hub up` started: the hub (and its servers) and the proxy."""
+    """Stop what `dsbuild hub up` started: the hub's servers, the hub and the proxy.
+
+    Docker: the hub's containers, home volumes, network and firewall chain are removed.
+    Kubernetes: every server is stopped through the hub first and temporary users are
+    deleted with their home volumes; regular users' home volumes stay.
+    """
     hub_down(state_dir, _say)
 
 

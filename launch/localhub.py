@@ -262,7 +262,7 @@ def _settings(paths: Paths) -> dict:
         return {}
 
 
-def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> None:
+def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> str | None:
     """A hub on Kubernetes: its pods outlive it (cleanup_servers is off, so servers survive
     a restart of the hub), so `hub down` stops them through the hub first, and removes the
     temporary users with their volumes."""
@@ -273,21 +273,22 @@ def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> None:
     from .stopping import stop_every_server
 
     if settings.get("spawner") != "kubernetes" or not running_pid(paths.hub_pid, ("jupyterhub",)):
-        return
+        return None
     try:
         hub = HubClient(settings["hub_api_url"], Path(settings["token_file"]).read_text().strip())
         temporary, stopped = asyncio.run(stop_every_server(hub, TEMPORARY_USER_PREFIX))
     except Exception as err:  # noqa: BLE001 -- the hub is stopped regardless; say what may be left
-        raise HubError(f"could not stop the hub's servers on Kubernetes ({err}); the hub is still running: "
-                       "try `dsbuild hub down` again, or delete the pods yourself") from None
+        return (f"could not stop the hub's servers on Kubernetes ({err}); their pods may be left: "
+                "delete them with kubectl (label component=singleuser-server)")
     say(f"stopped {stopped} server(s) and removed {len(temporary)} temporary user(s) with their volumes")
+    return None
 
 
 def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
     """Stop the hub's servers (Kubernetes: through the hub; Docker: the hub's containers
     are removed by label after it stops), the hub, then the proxy."""
     paths = Paths(state_dir.resolve())
-    _stop_kubernetes_servers(paths, _settings(paths), say)
+    unstopped = _stop_kubernetes_servers(paths, _settings(paths), say)
     hub = _stop(paths.hub_pid, ("jupyterhub",), timeout)
     say(f"stopped JupyterHub ({hub})" if hub else "JupyterHub was not running")
     proxy = _stop(paths.proxy_pid, PROXY_NAMES, 10)
@@ -306,6 +307,8 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
             say(f"removed the servers' network {settings['server_network']}")
     if settings.get("firewall_chain") and firewall.remove(settings["firewall_chain"]):
         say(f"removed the servers' firewall chain {settings['firewall_chain']}")
+    if unstopped:
+        raise HubError(unstopped)
 
 
 def hub_status(state_dir: Path) -> dict:
