@@ -6,6 +6,7 @@ a /bin/sh that an earlier step replaced with one that announces a forged cgroup.
 from __future__ import annotations
 
 import json
+import uuid
 import subprocess
 
 import pytest
@@ -86,7 +87,7 @@ def test_a_replaced_shell_runs_only_after_the_limits_and_cannot_forge_the_cgroup
 @pytest.mark.docker
 def test_an_ordinary_repository_dockerfile_still_builds(engine, prefix, tmp_path):
     """Exec form, SHELL, a .dockerignore that ignores everything but one file."""
-    files = {"hello.txt": "hello\n", ".dockerignore": "*\n!hello.txt\n", "Dockerfile": (
+    files = {"hello.txt": f"hello {uuid.uuid4()}\n", ".dockerignore": "*\n!hello.txt\n", "Dockerfile": (
         "FROM dsbuild-base:bookworm\nCOPY hello.txt /hello.txt\nRUN [\"cat\", \"/hello.txt\"]\n"
         "SHELL [\"/bin/bash\", \"-c\"]\nRUN [[ -f /hello.txt ]] && echo \"bash: $BASH_VERSION\"\n")}
     built, log, error = _build(engine, prefix, tmp_path / "ok", files, BuildPolicy(deadline=600))
