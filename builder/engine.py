@@ -17,7 +17,7 @@ from typing import IO, Iterator, Mapping, Sequence
 
 from .errors import BuildFailed, EngineUnavailable, RunFailed
 from .image_files import DEFAULT_MAX_BYTES, read_image_file
-from .limits import BuildPolicy, CgroupLimiter, limited_steps
+from .limits import BuildPolicy, limiter_for
 from .progress import BuildEvent, BuildFinished, ProgressParser, StepFailed
 from .watch import BuildWatch
 
@@ -119,7 +119,7 @@ class DockerEngine:
         A failed, timed-out or abandoned build is cancelled (the client is killed, so
         BuildKit cancels the running step) and leaves no image behind."""
         parser = ProgressParser(tuple(phases))
-        limiter = CgroupLimiter(policy, limited_steps(tuple(phases))) if policy.cgroup_limits and phases else None
+        limiter = limiter_for(policy, tuple(phases))
         with tempfile.TemporaryDirectory(prefix="dsbuild-") as tmp:
             iidfile = Path(tmp) / "iid"
             args = [self.cli, "build", "--progress=plain", "--iidfile", str(iidfile), "-f", str(dockerfile)]

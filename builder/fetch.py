@@ -45,9 +45,10 @@ def public_url(url: str) -> str:
 
 
 def _git(*args: str, cwd: Path | None = None, check: bool = True, limits: GitLimits = GitLimits(),
-         network: bool = False, watch: Path | None = None) -> subprocess.CompletedProcess:
-    """git, isolated from the operator's configuration and bounded (gitenv.py)."""
-    return run_git(args, limits, cwd=cwd, network=network, watch=watch, check=check)
+         network: bool = False, watch: Path | None = None, url: str | None = None) -> subprocess.CompletedProcess:
+    """git, isolated from the operator's configuration and bounded (gitenv.py); a network
+    command names the `url` it connects to, so a host guard can check and pin it."""
+    return run_git(args, limits, cwd=cwd, network=network, watch=watch, check=check, url=url)
 
 
 def pick_ref(listing: str, ref: str | None) -> str | None:
@@ -102,7 +103,7 @@ class GitFetcher:
         assert isinstance(resolved.source, GitSource) and resolved.commit
         mirror = self._mirror(resolved.source.url)
         if _git("cat-file", "-e", f"{resolved.commit}^{{commit}}", cwd=mirror, check=False).returncode != 0:
-            self._fetch(mirror, resolved.commit)
+            self._fetch(mirror, resolved.commit, resolved.source.url)
         return mirror
 
     def _tree_stats(self, mirror: Path, commit: str) -> tuple[int, int]:
@@ -128,7 +129,7 @@ class GitFetcher:
 
     def _ls_remote(self, url: str) -> str:
         try:
-            return _git("ls-remote", "--", url, limits=self.limits, network=True).stdout.decode(errors="replace")
+            return _git("ls-remote", "--", url, limits=self.limits, network=True, url=url).stdout.decode(errors="replace")
         except SourceError as err:
             raise SourceError(f"cannot read repository {public_url(url)}: {err}") from None
 
@@ -141,16 +142,16 @@ class GitFetcher:
         mark_used(path)
         return path
 
-    def _fetch(self, mirror: Path, sha: str) -> None:
+    def _fetch(self, mirror: Path, sha: str, url: str) -> None:
         """A shallow fetch of the one commit where the server allows it (full shas only);
         otherwise all branches and tags, among which the commit must then be."""
-        bounded = {"cwd": mirror, "limits": self.limits, "network": True, "watch": mirror}
+        bounded = {"cwd": mirror, "limits": self.limits, "network": True, "watch": mirror, "url": url}
         try:
-            if len(sha) == 40:
-                shallow = _git("fetch", "--quiet", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
+            if len(sha) == 40:  # --progress: git's object count, watched while it fetches (gitenv.py)
+                shallow = _git("fetch", "--progress", "--no-tags", "--depth=1", "origin", "--", sha, check=False, **bounded)
                 if shallow.returncode == 0:
                     return
-            _git("fetch", "--quiet", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
+            _git("fetch", "--progress", "--no-tags", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*", **bounded)
         except GitFailed as err:
             if err.too_large:  # a half-fetched huge repository is not kept
                 shutil.rmtree(mirror, ignore_errors=True)
@@ -159,7 +160,7 @@ class GitFetcher:
     def _resolve_sha(self, url: str, sha: str) -> str | None:
         """A commit that no branch or tag names: fetch, then ask the mirror."""
         mirror = self._mirror(url)
-        self._fetch(mirror, sha)
+        self._fetch(mirror, sha, url)
         done = _git("rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}", cwd=mirror, check=False)
         return done.stdout.decode().strip() or None
 

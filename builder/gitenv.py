@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -23,6 +25,7 @@ from typing import Sequence
 
 from .errors import SourceError
 from .gc import tree_bytes
+from .hostguard import HostGuard
 
 log = logging.getLogger("dsbuild.git")
 
@@ -35,12 +38,17 @@ class GitLimits:
     timeout: float = 600.0  # seconds per git command
     max_fetch_bytes: int = 1 * 2**30  # growth of a mirror during one fetch
     max_files: int = 100_000  # files in the commit that is exported
+    max_fetch_objects: int = 400_000  # objects one fetch may bring: one per file and folder of a shallow fetch
     max_tree_bytes: int = 2 * 2**30  # bytes of the files exported
     max_output: int = 32 * 2**20  # bytes of a command's output kept in memory (ls-remote, ls-tree)
     workers: int = 4  # network git commands at once
     wait_for_worker: float = 300.0
+    hosts: HostGuard | None = None  # refuse internal hosts and pin git to the checked addresses (hostguard.py)
 
 
+# git's own progress (not the server's "remote:" lines): the object count is the pack's
+# header, which is exactly what git will store.
+_OBJECTS = re.compile(rb"(?:^|[\r\n])(?:Receiving|Unpacking) objects:\s+\d+% \(\d+/(\d+)\)")
 _pools: dict[int, threading.BoundedSemaphore] = {}
 _pools_guard = threading.Lock()
 
@@ -117,21 +125,29 @@ class GitFailed(SourceError):
 
 
 def run_git(args: Sequence[str], limits: GitLimits, cwd: Path | None = None, network: bool = False,
-            watch: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+            watch: Path | None = None, check: bool = True, url: str | None = None) -> subprocess.CompletedProcess:
     """Run git with the isolated environment; `network` commands take a worker from the
-    pool; `watch` is a folder whose growth is capped at `max_fetch_bytes` while git runs."""
+    pool and, with a host guard, are pinned to `url`'s checked addresses (resolved now,
+    so a DNS answer that changes later is not used); `watch` is a folder whose growth is
+    capped at `max_fetch_bytes` while git runs."""
+    pin: tuple[str, ...] = ()
+    if network and limits.hosts is not None:
+        if url is None:
+            raise GitFailed("git cannot check where this command connects", "run_git: a network command without its URL")
+        pin = limits.hosts.pin(url)
     pool = _pool(limits.workers) if network else None
     if pool is not None and not pool.acquire(timeout=limits.wait_for_worker):
         raise GitFailed("too many repositories are being fetched right now; try again later")
     try:
-        return _run(args, limits, cwd, watch, check)
+        return _run(args, limits, cwd, watch, check, pin)
     finally:
         if pool is not None:
             pool.release()
 
 
-def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path | None, check: bool) -> subprocess.CompletedProcess:
-    cmd = ["git", *GIT_OPTIONS, *args]
+def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path | None, check: bool,
+         pin: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    cmd = ["git", *GIT_OPTIONS, *pin, *args]
     try:
         process = subprocess.Popen(cmd, cwd=cwd, env=git_env(limits, git_home()), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -149,7 +165,7 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
             elif watch is not None and tree_bytes(watch) - start_size > limits.max_fetch_bytes:
                 stopped.append(f"the repository is larger than {limits.max_fetch_bytes // 2**20} MiB")
             if stopped:
-                process.kill()
+                _kill(process)
                 return
 
     watcher = threading.Thread(target=guard, daemon=True)
@@ -157,8 +173,14 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
     stderr_chunks: list[bytes] = []
 
     def drain() -> None:  # keep the last 64 KiB of stderr; never let git block on it
-        while chunk := process.stderr.read(65536):
-            stderr_chunks[:] = [b"".join(stderr_chunks[-1:]) [-65536:], chunk]
+        while chunk := process.stderr.read1(65536):
+            seen = b"".join(stderr_chunks[-1:])[-200:] + chunk
+            stderr_chunks[:] = [b"".join(stderr_chunks[-1:])[-65536:], chunk]
+            counts = [int(n) for n in _OBJECTS.findall(seen)] if watch is not None else []
+            if counts and max(counts) > limits.max_fetch_objects and not stopped:
+                stopped.append(f"the repository has {max(counts)} objects to fetch, more than this builder takes "
+                               f"({limits.max_fetch_objects})")
+                _kill(process)
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
@@ -166,12 +188,12 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
         out = process.stdout.read(limits.max_output + 1)
         if len(out) > limits.max_output:
             stopped.append(f"git printed more than {limits.max_output // 2**20} MiB")
-            process.kill()
+            _kill(process)
         code = process.wait()
     finally:
         done.set()
         if process.poll() is None:
-            process.kill()
+            _kill(process)
             process.wait()
     reader.join(5)
     err = b"".join(stderr_chunks).decode(errors="replace")
@@ -179,8 +201,16 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
         stopped.append(f"the repository is larger than {limits.max_fetch_bytes // 2**20} MiB")
     if stopped:
         log.info("git %s stopped: %s", args[0], stopped[0])
-        raise GitFailed(stopped[0], err, too_large="larger than" in stopped[0])
+        raise GitFailed(stopped[0], err, too_large="larger than" in stopped[0] or "objects to fetch" in stopped[0])
     if check and code != 0:
         log.info("git %s failed (%s): %s", args[0], code, err.strip()[-2000:])
         raise GitFailed(describe_failure(err), err)
     return subprocess.CompletedProcess(cmd, code, out, err.encode())
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill git and its helpers (index-pack, remote-https: its own session's group)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()

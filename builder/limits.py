@@ -9,7 +9,8 @@ build context) that prints its cgroup on the step's first log line and then wait
 the limits are in force; dsbuild, reading the build's progress on the host, writes the
 limits into that cgroup. Only the FIRST line of a step that dsbuild rendered with the
 script is honoured, so a repository cannot name another cgroup: its own code runs only
-after that line, and a repository's own Dockerfile has no such steps.
+after that line. A repository's own Dockerfile is rewritten so that every RUN step starts
+with a static program of dsbuild's that does the same (limits_helper.py).
 
 `BuildPolicy` is plain data (pure); `CgroupLimiter` is the edge that writes cgroup files."""
 
@@ -25,6 +26,7 @@ MARKER = "dsbuild-limits:"
 LIMITED_PHASES = ("dependencies", "repository", "postBuild")
 _CGROUP_PATH = re.compile(r"^/[A-Za-z0-9_.:/-]{1,200}$")
 _LOG_LINE = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
+_RUN_VERTEX = re.compile(r"^#(\d+) \[[^\]]*\] RUN ")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -41,6 +43,7 @@ class BuildPolicy:
     cgroup_limits: bool = True  # False: no cgroup limits (a remote or rootless engine)
     shared_cache: bool = False  # True: one package cache per base image, shared by all repositories
     dockerfile_mounts: bool = False  # True: a repository's own Dockerfile may use RUN --mount
+    every_run: bool = False  # set by staging for a repository's own Dockerfile: EVERY RUN step is limited
 
     def __post_init__(self) -> None:
         for name in ("deadline", "log_bytes", "memory", "cpus", "pids"):
@@ -87,18 +90,24 @@ class CgroupFiles:
 
 
 class CgroupLimiter:
-    """Applies a policy to the cgroups that dsbuild's limited steps announce in the log."""
+    """Applies a policy to the cgroups that dsbuild's limited steps announce in the log.
+    `limited_steps` None: every RUN step (a repository's own Dockerfile, rewritten by
+    dockerfile_limits.py) must announce itself, and a RUN step whose first line is
+    anything else stops the build."""
 
-    def __init__(self, policy: BuildPolicy, limited_steps: frozenset[int], root: Path = CGROUP_ROOT):
+    def __init__(self, policy: BuildPolicy, limited_steps: frozenset[int] | None, root: Path = CGROUP_ROOT):
         self.policy = policy
         self.limited_steps = limited_steps
         self.root = root
         self.v2 = (root / "cgroup.controllers").exists()
         self._seen: set[int] = set()  # vertices whose first log line was read
+        self._runs: set[int] = set()  # RUN vertices (when every RUN step is limited)
         self.applied: list[str] = []
 
     def feed(self, line: str, step_of_vertex) -> None:
         """Look at one progress line; `step_of_vertex(n)` is the step number of vertex n."""
+        if self.limited_steps is None and (run := _RUN_VERTEX.match(line)):
+            self._runs.add(int(run.group(1)))
         match = _LOG_LINE.match(line)
         if not match:
             return
@@ -107,7 +116,13 @@ class CgroupLimiter:
             return
         self._seen.add(vertex)
         text = match.group(2)
-        if step_of_vertex(vertex) not in self.limited_steps or not text.startswith(MARKER):
+        if self.limited_steps is None:
+            if vertex not in self._runs:
+                return
+            if not text.startswith(MARKER):
+                raise BuildFailed("a RUN step of the repository's Dockerfile did not start with the build limits; "
+                                  "the build was stopped")
+        elif step_of_vertex(vertex) not in self.limited_steps or not text.startswith(MARKER):
             return
         self.apply(text.removeprefix(MARKER).strip())
 
@@ -123,6 +138,16 @@ class CgroupLimiter:
                 "Docker engine for them (a trusted builder can turn them off, docs/security.md)"
             ) from None
         self.applied.append(cgroup)
+
+
+def limiter_for(policy: BuildPolicy, phases: tuple[str, ...]) -> CgroupLimiter | None:
+    """The limiter a build needs: none without cgroup limits; every RUN step for a
+    repository's own Dockerfile; else the steps whose phase runs repository code."""
+    if not policy.cgroup_limits:
+        return None
+    if policy.every_run:
+        return CgroupLimiter(policy, None)
+    return CgroupLimiter(policy, limited_steps(phases)) if phases else None
 
 
 def limited_steps(phases: tuple[str, ...]) -> frozenset[int]:

@@ -52,6 +52,7 @@ from .pythons import SUITE_PYTHONS, base_ref
 from .registry import Registry
 from .render import dsbuild_version
 from .source import GitSource, Source, validate_subdir
+from .limits_helper import helper_image
 from .staging import stage_build
 from .target import IN_REGISTRY, Target, decide_target
 from .workspace import Workspace
@@ -200,12 +201,13 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
+    helper = helper_image(engine, workspace.root) if the_plan.dockerfile and request.policy.cgroup_limits else None
     staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, request.policy,
-                         source_hash(resolved.source)[:16])
+                         source_hash(resolved.source)[:16], helper)
     yield Status("building", f"building {target.ref}")
     finished = None
     for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
-                              request.policy, staged.secrets):
+                              staged.policy or request.policy, staged.secrets):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:

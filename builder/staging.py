@@ -5,11 +5,12 @@ cache of its source only and the limits handshake; index settings become a secre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .context import stage_context, sync_tree
 from .dockerfile_check import check_repo_dockerfile
+from .dockerfile_limits import limit_runs
 from .host import INDEX_SECRET, HostSettings, index_secret
 from .limits import BuildPolicy
 from .plan import BuildPlan
@@ -22,17 +23,25 @@ class Staged:
     dockerfile: Path
     phases: tuple[str, ...]
     secrets: dict[str, Path] = field(default_factory=dict)
+    policy: BuildPolicy | None = None  # the policy the engine gets, when staging changed it
 
 
 def stage_build(plan: BuildPlan, repo: Path, folder: Path, private: Path, host: HostSettings,
-                policy: BuildPolicy, cache_scope: str) -> Staged:
+                policy: BuildPolicy, cache_scope: str, limits_image: str | None = None) -> Staged:
     """`folder` is the context folder (kept between builds), `private` a folder of this
     build only (for the secret), `cache_scope` names the source's own package cache
-    (16 hex of names.source_hash)."""
+    (16 hex of names.source_hash), `limits_image` holds the limits helper that a
+    repository's own Dockerfile's RUN steps start with (limits_helper.py)."""
     if plan.dockerfile:
         if not policy.dockerfile_mounts:
             check_repo_dockerfile((repo / plan.dockerfile).read_text(errors="replace"), plan.dockerfile)
         sync_tree(repo, folder / "repo")
+        if policy.cgroup_limits:
+            if limits_image is None:
+                raise ValueError("a repository Dockerfile under cgroup limits needs the limits helper's image")
+            dockerfile = folder / "Dockerfile.limited"  # outside the context
+            dockerfile.write_text(limit_runs((folder / "repo" / plan.dockerfile).read_text(errors="replace"), limits_image))
+            return Staged(folder / "repo", dockerfile, (), policy=replace(policy, every_run=True))
         return Staged(folder / "repo", folder / "repo" / plan.dockerfile, ())
     scope = "" if policy.shared_cache else cache_scope
     rendered = render_dockerfile(plan, scope, policy.cgroup_limits)
@@ -42,3 +51,4 @@ def stage_build(plan: BuildPlan, repo: Path, folder: Path, private: Path, host: 
     secret.write_text(index_secret(host))
     secret.chmod(0o600)
     return Staged(folder, dockerfile, rendered.phases, {INDEX_SECRET: secret})
+

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .fetch import GitFetcher, Resolved, local_commit_date, resolve_local
+from .gitenv import GitLimits
 from .locklabel import LockRecords
 from .source import GitSource, Source
 
@@ -30,13 +31,13 @@ class Workspace:
     locks: LockRecords
 
     @classmethod
-    def at(cls, root: Path) -> Workspace:
-        return cls(root, GitFetcher(root / "git"), LockRecords(root / "locks"))
+    def at(cls, root: Path, git_limits: GitLimits = GitLimits()) -> Workspace:
+        return cls(root, GitFetcher(root / "git", git_limits), LockRecords(root / "locks"))
 
     @classmethod
-    def default(cls) -> Workspace:
-        """The workspace under cache_dir()."""
-        return cls.at(cache_dir())
+    def default(cls, git_limits: GitLimits = GitLimits()) -> Workspace:
+        """The workspace under cache_dir(); a service passes its own git limits."""
+        return cls.at(cache_dir(), git_limits)
 
     def context_folder(self, image_name: str) -> Path:
         return self.root / "contexts" / image_name

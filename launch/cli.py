@@ -62,7 +62,7 @@ def _user_options(pairs: tuple[str, ...]) -> dict:
 
 
 def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tuple[str, ...], max_repo_size: str,
-                 **settings) -> LaunchConfig:
+                 gc_max_disk: str = "50Gi", **settings) -> LaunchConfig:
     """LaunchConfig from the command line; what is not given comes from the hub's state
     folder (launch.json), then from the traits' defaults."""
     state = _state(state_dir)
@@ -71,8 +71,11 @@ def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tupl
         raise ConfigInvalid(f"no hub: run `dsbuild hub up` (it writes {state_dir}/launch.json) or pass --hub-url")
     for name in ("hub_api_url", "mode", "registry", "oauth_redirect_url"):
         settings[name] = settings.get(name) or state.get(name)
+    if settings.get("rate_state") is None:
+        settings["rate_state"] = str(state_dir / "launch-rate.sqlite")
     settings.update(hub_url=hub_url, hub_token=_token(hub_token_file, state), user_options=_user_options(user_option),
-                    max_repo_size=parse_size(max_repo_size, "--max-repo-size"))
+                    max_repo_size=parse_size(max_repo_size, "--max-repo-size"),
+                    gc_max_disk=parse_size(gc_max_disk, "--gc-max-disk"))
     return LaunchConfig(**{name: value for name, value in settings.items() if value not in (None, ())})
 
 
@@ -82,6 +85,8 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
 
     app = make_app(config)
     launcher = app.settings["launcher"]
+    gc = _garbage_timer(config, launcher.preflight)
+    housekeeping = asyncio.create_task(gc.run()) if gc else None
     server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
@@ -100,7 +105,19 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
+    if housekeeping:
+        housekeeping.cancel()
     await launcher.remover.drain(30)  # temporary users of streams that just closed
+
+
+def _garbage_timer(config: LaunchConfig, preflight):
+    """The service's gc on a timer (launch/housekeeping.py), or None with --gc-interval 0."""
+    from .housekeeping import GarbageTimer, service_gc_policy
+
+    if not config.gc_interval:
+        return None
+    policy = service_gc_policy(config.gc_max_age, config.gc_max_disk, config.image_prefix)
+    return GarbageTimer(config.gc_interval, preflight.workspace.root, lambda: preflight.engine, policy)
 
 
 def _log(message: str) -> None:
@@ -136,11 +153,16 @@ def register(main: click.Group, hub: click.Group) -> None:
 @setting(LaunchConfig, "max_servers")
 @setting(LaunchConfig, "max_starting")
 @setting(LaunchConfig, "launch_rate", type=str, default="10/hour", show_default=True, metavar="COUNT/UNIT")
+@setting(LaunchConfig, "rate_state", default=None, metavar="FILE")
 @setting(LaunchConfig, "trusted_proxies", "--trusted-proxy", type=str, multiple=True, metavar="CIDR",
          help=f"{_help(LaunchConfig, 'trusted_proxies')} Repeatable.")
 @setting(LaunchConfig, "allowed_host_networks", "--allow-host-network", type=str, multiple=True, metavar="CIDR",
          help=f"{_help(LaunchConfig, 'allowed_host_networks')} Repeatable.")
 @setting(LaunchConfig, "image_prefix")
+@setting(LaunchConfig, "gc_interval")
+@setting(LaunchConfig, "gc_max_age")
+@setting(LaunchConfig, "gc_max_disk", type=str, show_default=True,
+         default=Memory(LaunchConfig.class_traits()["gc_max_disk"].default()).k8s())
 @setting(LaunchConfig, "registry", metavar="HOST:PORT")
 @click.option("--user-option", multiple=True, metavar="KEY=VALUE",
               help="A catalog choice sent with every launch, e.g. cpu=2 or memory=4Gi; repeatable.")
@@ -183,6 +205,7 @@ def serve(ip, port, state_dir, **kw):
 @click.option("--registry", metavar="HOST:PORT", help="Kubernetes: the registry `dsbuild serve --registry` pushes to.")
 @setting(HubOptions, "proxy_command")
 @setting(HubOptions, "server_network", metavar="NAME")
+@setting(HubOptions, "server_firewall", "--server-firewall/--no-server-firewall", is_flag=True, show_default=True)
 @user_errors
 def up(registry, **settings):
     """Start a JupyterHub (and its proxy) that launches dsbuild images on this machine.
@@ -203,7 +226,12 @@ def up(registry, **settings):
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE, show_default=True)
 @user_errors
 def down(state_dir):
-    """Stop what `dsbuild hub up` started: the hub (and its servers) and the proxy."""
+    """Stop what `dsbuild hub up` started: the hub's servers, the hub and the proxy.
+
+    Docker: the hub's containers, home volumes, network and firewall chain are removed.
+    Kubernetes: every server is stopped through the hub first and temporary users are
+    deleted with their home volumes; regular users' home volumes stay.
+    """
     hub_down(state_dir, _say)
 
 

@@ -81,6 +81,9 @@ class LaunchConfig(Configurable):
     launch_rate = Any(Rate(10, 3600), config=True,
                       help="Launches one client may start, COUNT/UNIT (UNIT: second, minute, hour, day); 0 for no "
                            "limit. A client is its IPv4 address or IPv6 /64 (mybinder.org's default: 10/hour).")
+    rate_state = Unicode("", config=True,
+                         help="SQLite file that keeps --launch-rate's counts, so restarting the service does not "
+                              "reset them (per host). Default: launch-rate.sqlite in --hub-state; empty: memory only.")
     trusted_proxies = Any((), config=True,
                           help="Reverse proxies in front of this service (CIDRs). Only connections from these have "
                                "X-Forwarded-For read to find the client. Default: none (the peer address counts).")
@@ -91,6 +94,13 @@ class LaunchConfig(Configurable):
                         help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
     image_prefix = Unicode("dsbuild", config=True,
                            help="Images are named PREFIX-<repo>-<hash>:<commit> (builder/names.py).")
+    gc_interval = Float(3600.0, config=True,
+                        help="Seconds between garbage collections of git mirrors, build contexts and this service's "
+                             "images (by age and disk use, like `dsbuild gc`); 0 turns it off.")
+    gc_max_age = Float(7 * 86400.0, config=True, help="Garbage collection: seconds since last use after which an item goes.")
+    gc_max_disk = Int(50 * 2**30, config=True,
+                      help="Garbage collection: bytes each kind (mirrors, contexts, images) may use; the oldest go "
+                           "first; 0 for no limit.")
     registry = Unicode(None, allow_none=True, config=True,
                        help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
@@ -132,7 +142,8 @@ class LaunchConfig(Configurable):
         unknown = [s for s in self.allowed_schemes if s not in KNOWN_SCHEMES]
         if unknown or not self.allowed_schemes:
             raise ConfigInvalid(f"--allow-scheme takes {', '.join(KNOWN_SCHEMES)}; got {', '.join(unknown) or 'none'}")
-        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting"):
+        for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting",
+                     "gc_interval", "gc_max_age", "gc_max_disk"):
             if getattr(self, name) < 0:
                 raise ConfigInvalid(f"{name} must not be negative")
         if self.max_builds == 0:

@@ -12,58 +12,30 @@ host that does not resolve, one on a refused network, and one that does not answ
 so the service cannot be used to map the network behind it. git's own error lines
 (which name addresses, proxies and certificates) go to the service's log only.
 
-`refused(addresses, allowed)` is pure; `check_host` resolves names (the DNS edge).
-git resolves the name again when it fetches; a name whose records change between the
-two lookups (DNS rebinding) is not caught here: a firewall in front of the service's
-egress is still the operator's job (docs/security.md)."""
+The rule for what is internal is builder/hostguard.py's `refused`. `check_host` is the
+early check that gives a launch page its answer; the git edge checks again for every
+network command and pins git to the addresses it checked (`HostGuard`, passed in the
+service's GitLimits), so a name whose DNS answer changes between the lookups (DNS
+rebinding) cannot turn git towards an internal address."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
-import socket
-from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
+
+from dsbuild.builder.hostguard import Resolver, refused, system_resolver
 
 from .errors import RepoNotFound
 from .limits import Network
 
 log = logging.getLogger("dsbuild.launch")
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], list[str]]
+__all__ = ["UNREADABLE", "check_host", "refused", "safe_source_message", "system_resolver"]
 UNREADABLE = "cannot read repository {url}: it does not exist, is not public, or its host is not one this server fetches from"
 _REF_NOT_FOUND = re.compile(r"^ref '[^'\n]{1,300}' not found in \S+ \(looked for a branch, a tag and a commit\)$")
 _SIZE_LIMIT = re.compile(r"^the repository (has \d+ files|holds \d+ MiB of files) at this commit, more than this builder takes "
                          r"\(\d+( MiB)?\)$|^the repository (has \d+ files|holds \d+ MiB of files), more than this builder takes "
-                         r"\(\d+( MiB)?\)$")
-
-
-def _plain(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
-
-
-def refused(addresses: Iterable[str], allowed: tuple[Network, ...] = ()) -> list[str]:
-    """The addresses that are neither globally routable nor in an allowed network (pure)."""
-    bad = []
-    for text in addresses:
-        try:
-            address = _plain(ipaddress.ip_address(text.split("%", 1)[0]))
-        except ValueError:
-            bad.append(text)
-            continue
-        if any(address.version == net.version and address in net for net in allowed):
-            continue
-        if not address.is_global or address.is_multicast:
-            bad.append(text)
-    return bad
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({info[4][0] for info in infos})
+                         r"\(\d+( MiB)?\)$|^the repository has \d+ objects to fetch, more than this builder takes \(\d+\)$")
 
 
 def check_host(url: str, allowed: tuple[Network, ...], shown: str, resolve: Resolver = system_resolver) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from traitlets import Enum, Int, List, TraitType, Unicode
+from traitlets import Bool, Enum, Int, List, TraitType, Unicode
 from traitlets.config import Configurable
 
 from dsbuild.spawner.catalog import Catalog, parse_catalog
@@ -71,6 +71,10 @@ class HubOptions(Configurable):
                              help="Docker network for the servers. Default: PREFIX-servers, made by `hub up`: internal "
                                   "(no internet, no 169.254.169.254) and no traffic between servers. Naming an existing "
                                   "network (e.g. bridge) gives up that isolation.")
+    server_firewall = Bool(True, config=True,
+                           help="Fence the servers' network on this host with iptables (needs root): a server reaches "
+                                "the hub's API port and nothing else of the host. Off: firewall the bridge yourself "
+                                "(docs/security.md).")
 
     def __init__(self, **kwargs):
         super().__init__(**{k: kwargs.pop(k) for k in ("config", "parent") if k in kwargs})
@@ -163,7 +167,17 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
         "registry": options.launch_image_prefix.rstrip("/") or None,
         "hub_label": options.hub_label if options.spawner == "docker" else None,
         "server_network": options.network_name if options.spawner == "docker" and not options.server_network else None,
+        "firewall_chain": firewall_chain(options),
+        "spawner": options.spawner,
     }
+
+
+def firewall_chain(options: HubOptions) -> str | None:
+    """The iptables chain that fences the servers' network, when `hub up` makes one."""
+    from .firewall import chain_name
+
+    fenced = options.spawner == "docker" and not options.server_network and options.server_firewall
+    return chain_name(options.network_name) if fenced else None
 
 
 def check_options(options: HubOptions) -> None:

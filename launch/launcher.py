@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
+from pathlib import Path
 
 from dsbuild.builder.errors import DsbuildError, SourceError
 from dsbuild.builder.fetch import public_url
@@ -37,6 +38,7 @@ from .events import StreamEvent, failed, launching, ready
 from .hosts import safe_source_message
 from .hubapi import HubClient
 from .limits import RateLimiter
+from .ratejournal import RateJournal, restore
 from .preflight import Checked, Preflight
 from .routes import LaunchSpec
 from .stopping import UserRemover
@@ -72,6 +74,9 @@ class Launcher:
         self.build_fn = build_fn or self._build
         self.starting: Counter[str] = Counter()  # launches per repository key not yet ready
         self.rate = RateLimiter(config.launch_rate)
+        self.rate_journal = RateJournal(Path(config.rate_state)) if config.rate_state else None
+        if self.rate_journal is not None:
+            restore(self.rate, self.rate_journal, time.time())
         self.checking = 0  # launch pages being checked
         self.remover = UserRemover(hub)
         self.refused: Counter[str] = Counter()  # launches refused, by reason
@@ -106,7 +111,10 @@ class Launcher:
             self.checking -= 1
 
     def _take_rate(self, client: str) -> None:
-        wait = self.rate.take(client, time.monotonic())
+        now = time.time()
+        wait = self.rate.take(client, now)
+        if wait is None and self.rate.rate.count and self.rate_journal is not None:
+            self.rate_journal.record(client, now)
         if wait is not None:
             raise RateLimited(f"you started {self.rate.rate.count} launches already, the most this server allows "
                               f"({self.rate.rate}); try again in {int(wait // 60) + 1} minutes", retry_after=wait)

@@ -8,7 +8,8 @@ the right-most address in the header that is not itself a trusted proxy is the
 client. A client cannot choose its key by sending the header itself.
 
 `RateLimiter` counts launches per client in a sliding window (mybinder.org's default:
-10 an hour). It remembers at most `max_clients` clients; when more arrive, the ones
+10 an hour), on the wall clock, so that ratejournal.py can keep the counts across a
+restart of the service. It remembers at most `max_clients` clients; when more arrive, the ones
 whose last launch is oldest are forgotten, so its memory is bounded whatever the
 number of addresses an attacker holds."""
 
@@ -121,13 +122,17 @@ class RateLimiter:
         wait = self.retry_after(client, now)
         if wait is not None or not self.rate.count:
             return wait
-        times = self._recent(client, now)
-        times.append(now)
+        self.count(client, now)
+        return None
+
+    def count(self, client: str, at: float) -> None:
+        """Record one launch of `client` at `at` (also: launches read back after a restart)."""
+        times = self._recent(client, at)
+        times.append(at)
         self._seen[client] = times
         self._seen.move_to_end(client)
         while len(self._seen) > self.max_clients:
             self._seen.popitem(last=False)
-        return None
 
     def clients(self) -> int:
         return len(self._seen)

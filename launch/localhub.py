@@ -29,7 +29,8 @@ from dsbuild.builder.names import HUB_LABEL
 from dsbuild.spawner.catalog import load_catalog
 
 from .errors import HubError
-from .hubconfig import HubOptions, Paths, check_options, default_catalog, launch_settings, render_hub_config
+from . import firewall
+from .hubconfig import HubOptions, Paths, check_options, default_catalog, firewall_chain, launch_settings, render_hub_config
 from .servernet import ensure_server_network, gateway, remove_server_network, remove_volumes
 
 PROXY_NAMES = ("configurable-http-proxy",)
@@ -202,6 +203,7 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
         servers_gateway = (ensure_server_network(engine, options.network_name, options.hub_label)
                            if not options.server_network else gateway(engine, options.server_network))
     paths, hub_ip = write_state(options, password, servers_gateway)
+    _fence(options, hub_ip, say)
     proxy = find_proxy(options.proxy_command)
     _stop(paths.proxy_pid, PROXY_NAMES, 5)  # a proxy left behind by a hub that died (its servers may run on)
     for ip, port in ((options.ip, options.port), ("127.0.0.1", options.proxy_api_port), (hub_ip, options.hub_port)):
@@ -224,9 +226,25 @@ def hub_up(options: HubOptions, say: Say, password: str | None = None, timeout: 
     except BaseException:
         _stop(paths.hub_pid, ("jupyterhub",), 10)
         _stop(paths.proxy_pid, PROXY_NAMES, 5)
+        if firewall_chain(options):
+            firewall.remove(firewall_chain(options))
         raise
     say(f"JupyterHub is up at {options.hub_url} ({options.mode} mode); now run `dsbuild serve`")
     return paths
+
+
+def _fence(options: HubOptions, hub_ip: str, say: Say) -> None:
+    """Servers reach the hub's API port on the host, nothing else of it (firewall.py)."""
+    chain = firewall_chain(options)
+    if chain is None:
+        return
+    fence = firewall.ServerFirewall(chain, firewall.bridge_of(hub_ip), hub_ip, options.hub_port)
+    try:
+        firewall.apply(fence)
+    except HubError as err:
+        raise HubError(f"cannot fence the servers' network: {err}; run `hub up` as root, or pass --no-server-firewall "
+                       "and firewall the bridge yourself (docs/security.md)") from None
+    say(f"servers on {options.network_name} ({fence.bridge}) reach only {hub_ip}:{options.hub_port} on this host")
 
 
 def remove_containers(engine: DockerEngine, hub_label: str) -> list[str]:
@@ -244,9 +262,33 @@ def _settings(paths: Paths) -> dict:
         return {}
 
 
+def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> str | None:
+    """A hub on Kubernetes: its pods outlive it (cleanup_servers is off, so servers survive
+    a restart of the hub), so `hub down` stops them through the hub first, and removes the
+    temporary users with their volumes."""
+    import asyncio
+
+    from .hubapi import HubClient
+    from .spawning import TEMPORARY_USER_PREFIX
+    from .stopping import stop_every_server
+
+    if settings.get("spawner") != "kubernetes" or not running_pid(paths.hub_pid, ("jupyterhub",)):
+        return None
+    try:
+        hub = HubClient(settings["hub_api_url"], Path(settings["token_file"]).read_text().strip())
+        temporary, stopped = asyncio.run(stop_every_server(hub, TEMPORARY_USER_PREFIX))
+    except Exception as err:  # noqa: BLE001 -- the hub is stopped regardless; say what may be left
+        return (f"could not stop the hub's servers on Kubernetes ({err}); their pods may be left: "
+                "delete them with kubectl (label component=singleuser-server)")
+    say(f"stopped {stopped} server(s) and removed {len(temporary)} temporary user(s) with their volumes")
+    return None
+
+
 def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
-    """Stop the hub (it stops its servers), then the proxy; remove leftover containers."""
+    """Stop the hub's servers (Kubernetes: through the hub; Docker: the hub's containers
+    are removed by label after it stops), the hub, then the proxy."""
     paths = Paths(state_dir.resolve())
+    unstopped = _stop_kubernetes_servers(paths, _settings(paths), say)
     hub = _stop(paths.hub_pid, ("jupyterhub",), timeout)
     say(f"stopped JupyterHub ({hub})" if hub else "JupyterHub was not running")
     proxy = _stop(paths.proxy_pid, PROXY_NAMES, 10)
@@ -263,6 +305,10 @@ def hub_down(state_dir: Path, say: Say, timeout: float = 60) -> None:
             say(f"removed {len(volumes)} home volume(s) of users the hub did not delete")
         if settings.get("server_network") and remove_server_network(engine, settings["server_network"], label):
             say(f"removed the servers' network {settings['server_network']}")
+    if settings.get("firewall_chain") and firewall.remove(settings["firewall_chain"]):
+        say(f"removed the servers' firewall chain {settings['firewall_chain']}")
+    if unstopped:
+        raise HubError(unstopped)
 
 
 def hub_status(state_dir: Path) -> dict:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import SourceError
 from dsbuild.builder.fetch import public_url
+from dsbuild.builder.gitenv import GitLimits
+from dsbuild.builder.hostguard import HostGuard
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.names import canonical_url, image_name
 from dsbuild.builder.registry import Registry
@@ -50,6 +52,13 @@ class Checked:
         return not self.target.needs_build
 
 
+def service_git_limits(config: LaunchConfig) -> GitLimits:
+    """git for a public service: only the URL schemes links may use (git's protocol
+    allow-list), and every network command checked and pinned to public addresses
+    (or the networks `--allow-host-network` allows)."""
+    return GitLimits(protocols=tuple(config.allowed_schemes), hosts=HostGuard(tuple(config.allowed_host_networks)))
+
+
 def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
@@ -58,7 +67,7 @@ class Preflight:
     def __init__(self, config: LaunchConfig, engine: DockerEngine | None = None, workspace: Workspace | None = None):
         self.config = config
         self._engine = engine
-        self.workspace = workspace or Workspace.default()
+        self.workspace = workspace or Workspace.default(service_git_limits(config))
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 

@@ -12,9 +12,9 @@
   at its address on the network.
 
 What the network cannot stop: a server can open connections to the host's own
-addresses, so a service on the host that listens on every address (0.0.0.0) is
-reachable from servers. Bind host services to 127.0.0.1 or firewall the bridge
-(docs/security.md gives the rule)."""
+addresses, so a service on the host that listens on every address (0.0.0.0) would be
+reachable from servers. `hub up` fences that with an iptables chain of its own
+(firewall.py): only the hub's API port on the gateway is open to servers."""
 
 from __future__ import annotations
 

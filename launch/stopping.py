@@ -11,7 +11,9 @@ is removed in three awaited steps:
 `remove_soon` runs this in the background (a launch whose stream closed must not wait
 for it), keeping a handle so that shutdown can wait for removals in flight. After a
 restart of `dsbuild serve`, `sweep` removes the temporary users a killed service left:
-those without a ready server (no launch page will ever give out their token)."""
+those without a ready server (no launch page will ever give out their token).
+`stop_every_server` is `dsbuild hub down`'s first step for a hub on Kubernetes, whose
+pods would otherwise outlive it (the hub keeps servers across its own restarts)."""
 
 from __future__ import annotations
 
@@ -84,3 +86,22 @@ class UserRemover:
         for name in orphans:
             self.remove_soon(name)
         return orphans
+
+
+async def stop_every_server(hub: HubClient, temporary_prefix: str, wait: float = 120) -> tuple[list[str], int]:
+    """Remove every temporary user (its server, then the user: its home volume goes with
+    it) and stop every other user's servers (their volumes stay: user data); wait until no
+    server is active. Returns (temporary users removed, other servers stopped)."""
+    remover = UserRemover(hub, spawn_wait=wait, stop_wait=wait)
+    temporary = [u["name"] async for u in hub.users() if temporary_prefix and u.get("name", "").startswith(temporary_prefix)]
+    others = [(user, name) for user, name, _ in await hub.active_servers() if user not in temporary]
+    await asyncio.gather(*(remover.remove(name) for name in temporary))
+    for user, name in others:
+        await hub.stop_server(user, name)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while await hub.active_servers():
+        if loop.time() > deadline:
+            raise TimeoutError(f"servers still active {wait:.0f}s after they were asked to stop")
+        await asyncio.sleep(POLL)
+    return temporary, len(others)

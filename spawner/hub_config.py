@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from .catalog import Catalog, DataVolume, GroupLimits, Limits
+from .network_policy import network_policy_manifest
 from .templating import render_text
 
 FORMATS = ("jupyterhub", "z2jh")
@@ -130,6 +131,8 @@ def render_hub_config(catalog: Catalog, fmt: str, source: str = "catalog.yaml") 
         "jupyterhub_config.py.j2",
         source=_source_label(source),
         catalog_literal=python_literal(catalog_data(catalog)),
+        # z2jh: the chart makes the policy (singleuser.networkPolicy), the spawner does not
+        network_policy_literal=python_literal(network_policy_manifest()) if fmt == "jupyterhub" else None,
     )
     if fmt == "jupyterhub":
         return python_config

@@ -25,7 +25,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Float, default
+from traitlets import Dict, Float, default
 
 from .errors import OptionsError, SpawnFailed, SpawnRequestError
 from .failures import (
@@ -38,6 +38,7 @@ from .failures import (
 from .form import spawn_form
 from .k8s import to_model, to_plain
 from .manifests import pod_manifest, pvc_manifest
+from .network_policy import ensure_network_policy
 from .mixin import CatalogSpawnerMixin, bad_request
 from .options import options_from_form, parse_user_options
 from .progress import chosen_message, relabel
@@ -74,6 +75,19 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         instead, as a cluster autoscaler needs.""",
     )
 
+    network_policy = Dict(
+        None,
+        allow_none=True,
+        config=True,
+        help="""A NetworkPolicy manifest (spawner/network_policy.py) created, or
+        replaced, in the spawner's namespace before its first spawn, so servers
+        reach neither other servers, nor the hub beyond its API port, nor
+        169.254.169.254. `dsbuild hub config` sets it; None (the default) leaves
+        network policies to the operator (Zero-to-JupyterHub's chart makes its own).
+        Needs get/create/update on networkpolicies in the hub's role.""",
+    )
+
+    _policies_in_force: set[str] = set()  # namespaces this process put the policy in
     resource_request: ResourceRequest | None = None  # set by choose_resources
     _refused = False  # the last request was refused: nothing was sent to Kubernetes
 
@@ -137,6 +151,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         """KubeSpawner's start, failing clearly (`SpawnFailed`, pod deleted) when
         the scheduler finds no node for the pod, the node cannot pull its image,
         or the API refuses it."""
+        await self._ensure_network_policy()
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
         pull = asyncio.ensure_future(self._pull_failure())
@@ -164,6 +179,20 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         finally:
             for task in (start, watch, pull):
                 task.cancel()
+
+    async def _ensure_network_policy(self) -> None:
+        if not self.network_policy or self.namespace in self._policies_in_force:
+            return
+        from kubespawner.clients import shared_client
+
+        try:
+            done = await ensure_network_policy(shared_client("NetworkingV1Api"), self.namespace, self.network_policy)
+        except ApiException as e:
+            raise SpawnFailed(f"cannot put the servers' NetworkPolicy in namespace {self.namespace} "
+                              f"(HTTP {e.status} {e.reason}); the hub's role needs get/create/update on "
+                              "networkpolicies, or set DsbuildSpawner.network_policy = None") from None
+        self._policies_in_force.add(self.namespace)
+        self.log.info("NetworkPolicy %s %s in %s", self.network_policy["metadata"]["name"], done, self.namespace)
 
     def _reflected_pod(self) -> dict | None:
         reflector = self.pod_reflector

@@ -36,6 +36,8 @@ HUB_RULES = [
     {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"],
      "verbs": ["get", "watch", "list", "create", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
+    # DsbuildSpawner.network_policy (what `dsbuild hub config` sets) puts the servers' policy in place
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "update"]},
 ]
 
 

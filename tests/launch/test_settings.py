@@ -17,9 +17,9 @@ from traitlets.config import Config
 
 
 # Options whose default is not the trait's, on purpose: serve's mode comes from the hub's
-# state folder; --max-repo-size is written as a size ("500Mi") and --launch-rate as COUNT/UNIT
-# ("10/hour"), each parsed into the trait (checked below).
-NOT_THE_TRAITS_DEFAULT = {"mode", "max_repo_size", "launch_rate"}
+# state folder; --max-repo-size and --gc-max-disk are written as sizes ("500Mi") and
+# --launch-rate as COUNT/UNIT ("10/hour"), each parsed into the trait (checked below).
+NOT_THE_TRAITS_DEFAULT = {"mode", "max_repo_size", "gc_max_disk", "launch_rate"}
 
 
 @pytest.mark.parametrize("cls, command", [(LaunchConfig, serve), (HubOptions, up)])
@@ -37,6 +37,7 @@ def test_every_option_named_like_a_setting_takes_its_default_and_help(cls, comma
     if command is serve:
         assert Rate.parse(options["launch_rate"].default) == traits["launch_rate"].default()
         assert Memory.parse(options["max_repo_size"].default).bytes == traits["max_repo_size"].default()
+        assert Memory.parse(options["gc_max_disk"].default).bytes == traits["gc_max_disk"].default()
 
 
 def test_a_changed_default_reaches_the_help():

@@ -156,3 +156,43 @@ def test_a_resolved_commit_exports_within_limits(tmp_path):
 def _random(n: int) -> bytes:
     with open("/dev/urandom", "rb") as handle:
         return handle.read(n)
+
+
+def test_many_files_are_stopped_while_fetching_over_http(tmp_path):
+    """3000 files behind a real git smart-HTTP server: git's own object count (the pack's
+    header) is read from its progress while it fetches and git is killed at once; the
+    half-fetched mirror is removed, and nothing is exported."""
+    from .servers import git_http_server
+
+    work = _repo(tmp_path / "many")
+    sha = _commit(work, {f"d{n // 100}/f{n}.txt": f"{n}\n".encode() for n in range(3000)}, "many files")
+    served = tmp_path / "served"
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(served / "many.git")], check=True, capture_output=True)
+    cache = tmp_path / "cache"
+    fetcher = GitFetcher(cache, GitLimits(max_fetch_objects=1000, max_files=100_000))
+    with git_http_server(served) as (port, seen):
+        resolved = fetcher.resolve(GitSource(f"http://127.0.0.1:{port}/many.git"))
+        assert resolved.commit == sha
+        dest = tmp_path / "out"
+        dest.mkdir()
+        with pytest.raises(SourceError, match=r"the repository has 30\d\d objects to fetch, more than this builder takes \(1000\)"):
+            fetcher.export(resolved, dest)
+    assert any("git-upload-pack" in path for _, path in seen if "service=" not in path), "git never fetched"
+    assert list(dest.iterdir()) == [] and not any(cache.glob("*/objects")), "the half-fetched mirror was kept"
+
+
+def test_a_repository_under_the_object_limit_is_fetched(tmp_path):
+    repo = _repo(tmp_path / "few")
+    sha = _commit(repo, {f"f{n}.txt": f"{n}\n".encode() for n in range(50)}, "few files")
+    fetcher = GitFetcher(tmp_path / "cache", GitLimits(max_fetch_objects=100))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    fetcher.export(Resolved(GitSource(repo.as_uri()), sha, sha), dest)
+    assert len(list(dest.iterdir())) == 50
+
+
+def test_the_requester_is_told_the_object_limit_as_it_is():
+    from dsbuild.launch.hosts import safe_source_message
+
+    message = "the repository has 3001 objects to fetch, more than this builder takes (1000)"
+    assert safe_source_message(message, "https://example.org/r.git") == message

@@ -45,6 +45,55 @@ def test_public_addresses_only_when_allowed_and_the_hub_by_its_pods():
                           "ports": [{"protocol": "TCP", "port": 8081}]}]
 
 
+def test_dns_goes_only_to_kube_system_not_to_any_address_on_port_53():
+    (dns,) = [r for r in network_policy_manifest()["spec"]["egress"] if {"protocol": "UDP", "port": 53} in r.get("ports", [])]
+    assert dns["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]
+
+
+def _config_of(text: str):
+    from traitlets.config import Config
+
+    c = Config()
+    c.JupyterHub.tornado_settings = {}
+    exec(compile(text, "jupyterhub_config.py", "exec"), {"c": c})  # a snippet pasted into jupyterhub_config.py
+    return c
+
+
+def test_hub_config_puts_the_policy_on_the_spawner():
+    """`dsbuild hub config` (jupyterhub format): the spawner gets the policy to put in its namespace."""
+    import yaml
+
+    from dsbuild.spawner.catalog import parse_catalog
+    from dsbuild.spawner.hub_config import render_hub_config
+    from tests.spawner.conftest import EXAMPLE_CATALOG
+
+    catalog = parse_catalog(yaml.safe_load(EXAMPLE_CATALOG.read_text()))
+    policy = _config_of(render_hub_config(catalog, "jupyterhub")).DsbuildSpawner.network_policy
+    assert policy == network_policy_manifest()
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+
+
+def test_z2jh_values_ask_the_chart_for_the_same_policy():
+    """Zero-to-JupyterHub values: the chart's singleuser.networkPolicy, denying private
+    ranges and the metadata address (its DNS port too); the spawner makes none of its own."""
+    import yaml
+
+    from dsbuild.spawner.catalog import parse_catalog
+    from dsbuild.spawner.hub_config import render_hub_config
+    from tests.spawner.conftest import EXAMPLE_CATALOG
+
+    catalog = parse_catalog(yaml.safe_load(EXAMPLE_CATALOG.read_text()))
+    values = yaml.safe_load(render_hub_config(catalog, "z2jh"))
+    policy = values["singleuser"]["networkPolicy"]
+    assert policy["enabled"] is True and policy["egress"] == [] and policy["allowedIngressPorts"] == []
+    assert policy["egressAllowRules"] == {"cloudMetadataServer": False, "dnsPortsCloudMetadataServer": False,
+                                          "dnsPortsKubeSystemNamespace": True, "dnsPortsPrivateIPs": True,
+                                          "nonPrivateIPs": True, "privateIPs": False}
+    assert values["singleuser"]["cloudMetadata"] == {"blockWithIptables": True}
+    c = _config_of(values["hub"]["extraConfig"]["dsbuild"])
+    assert "network_policy" not in c.DsbuildSpawner and c.JupyterHub.spawner_class == "dsbuild"
+
+
 def test_only_the_proxy_and_the_hub_reach_a_server():
     spec = network_policy_manifest()["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import string
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from urllib.parse import quote
 import escapism
 import pytest
 from dsbuild.builder.engine import DockerEngine
+from dsbuild.launch.firewall import chain_name
 from dsbuild.launch.hubapi import HubClient
 from dsbuild.launch.localhub import Paths, _stop, hub_down, hub_up
 from dsbuild.launch.stopping import UserRemover
@@ -93,6 +95,7 @@ def setup(prefix, tmp_path_factory):  # noqa: F811
     assert docker("ps", "-aq", "--filter", f"label=io.dsbuild.hub={prefix}") == ""
     assert docker("volume", "ls", "-q", "--filter", f"label=io.dsbuild.hub={prefix}") == ""
     assert docker("network", "ls", "-q", "--filter", f"label=io.dsbuild.hub={prefix}") == ""
+    assert chain_name(f"{prefix}-servers") not in subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
 
 
 def base(setup) -> str:
@@ -177,23 +180,81 @@ def test_a_server_reaches_neither_other_servers_nor_the_host_nor_the_metadata_ad
     b_ip = json.loads(docker("inspect", container_of(setup, b)))[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
     gateway = json.loads(docker("network", "inspect", network))[0]["IPAM"]["Config"][0]["Gateway"]
     hub = setup["hub"]
-    targets = [
+    with socket.create_server(("0.0.0.0", 0)) as host_service:  # a host service listening everywhere
+        targets = _targets(b_ip, gateway, hub, setup["port"]) + [("host_service", gateway, host_service.getsockname()[1])]
+        result = json.loads(docker("exec", container_of(setup, a), "python3", "-c", PROBE, json.dumps(targets)))
+    assert result["uid"].split()[0] == "1000" and result["no_new_privs"] == "1" and int(result["cap_eff"], 16) == 0
+    for name in ("other_server", "metadata", "outside", "default_bridge", "proxy_api_on_gateway",
+                 "proxy_on_gateway", "launch_service_on_gateway", "host_service", "host_ssh"):
+        assert result[name] != "open", (name, result)
+    assert result["hub_api"] == "open", result  # needed: token checks and activity go to the hub's API
+    for user in (a, b):
+        asyncio.run(UserRemover(hub_client(setup)).remove(user))
+
+
+def _targets(b_ip: str, gateway: str, hub, service_port: int) -> list:
+    return [
         ("other_server", b_ip, 8888),
         ("metadata", "169.254.169.254", 80),
         ("outside", "192.0.2.1", 443),  # TEST-NET-1: any address beyond the network
         ("default_bridge", "172.17.0.1", hub.hub_port),
         ("proxy_api_on_gateway", gateway, hub.proxy_api_port),
         ("proxy_on_gateway", gateway, hub.port),
-        ("launch_service_on_gateway", gateway, setup["port"]),
+        ("launch_service_on_gateway", gateway, service_port),
+        ("host_ssh", gateway, 22),
         ("hub_api", gateway, hub.hub_port),  # the single-user server's own link to the hub
     ]
-    out = docker("exec", container_of(setup, a), "python3", "-c", PROBE, json.dumps(targets))
-    result = json.loads(out)
-    assert result["uid"].split()[0] == "1000" and result["no_new_privs"] == "1" and int(result["cap_eff"], 16) == 0
-    for name in ("other_server", "metadata", "outside", "default_bridge", "proxy_api_on_gateway",
-                 "proxy_on_gateway", "launch_service_on_gateway"):
-        assert result[name] != "open", (name, result)
-    assert result["hub_api"] == "open", result  # needed: token checks and activity go to the hub's API
+
+
+API_PROBE = """
+import json, os, urllib.request, urllib.error
+api = os.environ["JUPYTERHUB_API_URL"].rstrip("/")
+token = os.environ["JUPYTERHUB_API_TOKEN"]
+me, other = os.environ["JUPYTERHUB_USER"], __import__("sys").argv[1]
+def call(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(api + path, data=data, method=method, headers={"Authorization": "token " + token})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, None
+result = {}
+status, body = call("GET", "/user")
+result["whoami"] = [status, (body or {}).get("name"), sorted((body or {}).get("scopes") or [])]
+for name, method, path, body in [
+    ("list_users", "GET", "/users", None),
+    ("read_other", "GET", f"/users/{other}", None),
+    ("start_other", "POST", f"/users/{other}/server", {}),
+    ("stop_other", "DELETE", f"/users/{other}/server", None),
+    ("delete_other", "DELETE", f"/users/{other}", None),
+    ("token_for_other", "POST", f"/users/{other}/tokens", {}),
+    ("token_for_self", "POST", f"/users/{me}/tokens", {}),
+    ("make_admin", "PATCH", f"/users/{me}", {"admin": True}),
+    ("create_user", "POST", "/users/binder-made-by-a-server", None),
+    ("proxy_table", "GET", "/proxy", None),
+    ("services", "GET", "/services", None),
+    ("groups", "GET", "/groups", None),
+]:
+    result[name] = call(method, path, body)[0]
+print(json.dumps(result))
+"""
+
+
+def test_a_servers_token_reaches_nothing_beyond_its_own_user(setup):
+    """The hub's API is the one port a server reaches (jupyterhub-singleuser needs it): with
+    its own token, a server tries the admin API against another user, and is refused."""
+    a, _ = launch(setup)
+    b, _ = launch(setup)
+    result = json.loads(docker("exec", container_of(setup, a), "python3", "-c", API_PROBE, b))
+    status, name, scopes = result.pop("whoami")
+    assert status == 200 and name == a, result
+    assert all(scope.endswith(f"!user={a}") or scope.endswith(f"!server={a}/") for scope in scopes), scopes
+    for attempt, code in result.items():
+        assert code in (403, 404), (attempt, code, result)
+    assert user_exists(setup, b) and not user_exists(setup, "binder-made-by-a-server")
+    info = asyncio.run(hub_client(setup).get_user(b))
+    assert any(server["ready"] for server in info["servers"].values()), "the other user's server was touched"
     for user in (a, b):
         asyncio.run(UserRemover(hub_client(setup)).remove(user))
 
