@@ -30,7 +30,7 @@ class GcPolicy:
     max_bytes: int | None = 50 * 2**30  # per kind (mirrors, contexts, images); oldest go first
     images: bool = True
     only_images: str | None = None  # a `docker images --filter reference=` pattern, to narrow
-    build_cache: bool = True  # also BuildKit's cache (not in a run narrowed by only_images)
+    build_cache: bool = True  # also BuildKit's cache (the engine's, shared by whatever builds on it)
     dry_run: bool = False
 
 
@@ -134,7 +134,7 @@ def collect_garbage(cache: Path, engine: DockerEngine | None, policy: GcPolicy =
             if policy.dry_run or engine.remove_unused_image(entry.key):
                 report.removed.append(entry)
                 report.freed += entry.size
-    if policy.build_cache and engine is not None and policy.only_images is None and not policy.dry_run:
+    if policy.build_cache and engine is not None and not policy.dry_run:
         report.build_cache_freed = engine.prune_build_cache(policy.max_age, policy.max_bytes)
         report.freed += report.build_cache_freed
     return report

@@ -44,7 +44,7 @@ def gc_command(max_age, max_disk, images, build_cache, only, dry_run):
     policy = GcPolicy(
         max_age=_convert(parse_age, max_age, "--max-age"),
         max_bytes=_convert(parse_bytes, max_disk, "--max-disk"),
-        images=images, only_images=only, build_cache=build_cache, dry_run=dry_run,
+        images=images, only_images=only, build_cache=build_cache and not only, dry_run=dry_run,
     )
     engine = DockerEngine() if images or build_cache else None
     if engine is not None:

@@ -1,5 +1,5 @@
-"""The service's garbage collection on a timer: git mirrors, build contexts and the
-service's own images (PREFIX-*), by age and disk use, with the same code as `dsbuild gc`
+"""The service's garbage collection on a timer: git mirrors, build contexts, the
+service's own images (PREFIX-*) and the engine's build cache, by age and disk use, with the same code as `dsbuild gc`
 (builder/gc.py). A public service fetches and builds whatever it is linked to, so
 without this its disk fills. `--gc-interval 0` turns it off (then run `dsbuild gc` from
 cron instead)."""
@@ -48,5 +48,6 @@ class GarbageTimer:
 
 
 def service_gc_policy(max_age: float, max_bytes: int, image_prefix: str) -> GcPolicy:
-    """Only this service's images (its prefix) are candidates, never another's or a base."""
-    return GcPolicy(max_age=max_age, max_bytes=max_bytes or None, only_images=f"{image_prefix}-*")
+    """Only this service's images (its prefix) are candidates, never another's or a base;
+    the engine's build cache (where the per-source package caches grow) is pruned too."""
+    return GcPolicy(max_age=max_age, max_bytes=max_bytes or None, only_images=f"{image_prefix}-*", build_cache=True)

@@ -86,7 +86,7 @@ def test_the_service_collects_only_its_own_images_and_can_be_switched_off(tmp_pa
     config = _config(image_prefix="mybinder", gc_max_age=3600, gc_max_disk=2**30)
     timer = _garbage_timer(config, Preflight(config))
     assert timer is not None and timer.interval == 3600
-    assert timer.policy.only_images == "mybinder-*" and timer.policy.max_age == 3600 and timer.policy.max_bytes == 2**30
+    assert timer.policy.only_images == "mybinder-*" and timer.policy.build_cache and timer.policy.max_age == 3600 and timer.policy.max_bytes == 2**30
     assert _garbage_timer(_config(gc_interval=0), Preflight(config)) is None
 
 

@@ -83,7 +83,7 @@ def test_gc_removes_old_mirrors_contexts_and_images_but_not_what_is_in_use(engin
     holder = subprocess.run([engine.cli, "create", "--label", f"io.dsbuild.test={prefix}", used],
                             capture_output=True, text=True, check=True).stdout.strip()
     try:
-        policy = GcPolicy(max_age=7 * 86400, max_bytes=None, only_images=f"{prefix}-gc-*")
+        policy = GcPolicy(max_age=7 * 86400, max_bytes=None, only_images=f"{prefix}-gc-*", build_cache=False)
         report = collect_garbage(cache, engine, policy, now=now)
     finally:
         subprocess.run([engine.cli, "rm", "-f", holder], capture_output=True)
@@ -128,7 +128,7 @@ def test_gc_prunes_the_build_cache_by_the_same_age_and_size(tmp_path):
     engine = _CacheEngine()
     report = collect_garbage(tmp_path, engine, GcPolicy(max_age=3600, max_bytes=2**30))
     assert engine.prunes == [(3600, 2**30)] and report.build_cache_freed == report.freed == 3 * 2**20
-    for narrowed in (GcPolicy(only_images="x-*"), GcPolicy(dry_run=True), GcPolicy(build_cache=False)):
+    for narrowed in (GcPolicy(dry_run=True), GcPolicy(build_cache=False)):
         engine.prunes.clear()
         assert collect_garbage(tmp_path, engine, narrowed).build_cache_freed == 0 and engine.prunes == []
 
