@@ -36,7 +36,7 @@ def explain_failure(failure: StepFailed) -> str:
         return f"installing apt.txt packages failed{code}: {missing or _last(failure.tail)}"
     if phase == "postBuild":
         return f"postBuild failed{code}; its last line: {_last(failure.tail)}"
-    return f"build step {failure.step} ({phase}) failed{code}: {_last(failure.tail) or failure.message}"
+    return f"build step {failure.step} ({phase}) failed{code}: {_last(failure.tail) if failure.tail else failure.message}"
 
 
 def _last(tail: tuple[str, ...]) -> str:

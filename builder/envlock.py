@@ -9,8 +9,12 @@ followed by comment lines that only dsbuild reads:
 
 Inside an image the parts live apart: the Python lock in LOCK_PATH, the Debian packages
 that the apt.txt step installed in APT_LOCK_PATH (written by root, in a folder of root's),
-the base in the image's labels, and the Python distributions present after postBuild in
-INSTALLED_PATH (a listing of *.dist-info names, made without running the environment)."""
+the base in the image's labels, the repository's own packages (installed from its folder
+with --no-deps, their dependencies being in the lock) in PROJECT_PATH, written before
+postBuild runs, and the Python distributions present after postBuild in INSTALLED_PATH (a
+listing of *.dist-info names, made without running the environment, with the system's
+PATH only). All are root's, in folders of root's: postBuild, which runs as the notebook
+user, can change none of them."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from .lock import LOCK_FILE, LockDiff, canonicalize_name, diff_locks, diff_pins,
 
 APT_LOCK_PATH = "/var/lib/dsbuild/apt.lock"
 INSTALLED_PATH = "/var/lib/dsbuild/installed.txt"
+PROJECT_PATH = "/var/lib/dsbuild/project.txt"  # the repository's own packages, sealed before postBuild
 _APT_LINE = "# dsbuild-apt: "
 _BASE_LINE = "# dsbuild-base: "
 _APT_PIN = re.compile(r"^([a-z0-9][a-z0-9+.-]+)=([A-Za-z0-9.+:~-]+)$")
@@ -145,3 +150,12 @@ def outside_lock(lock: str, installed: str) -> dict[str, str]:
     """What is installed but not as the lock pins it (postBuild's `pip install`, the repository's package)."""
     pins = parse_lock(lock)
     return {n: v for n, v in sorted(parse_installed(installed).items()) if pins.get(n) != v}
+
+
+def own_and_outside(lock: str, installed: str, own: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(the repository's own code, what else is installed outside the lock): the second
+    is what postBuild (or a requirements file that includes others) added or changed."""
+    outside = outside_lock(lock, installed)
+    mine = parse_installed(own)
+    return ({n: v for n, v in outside.items() if mine.get(n) == v},
+            {n: v for n, v in outside.items() if mine.get(n) != v})

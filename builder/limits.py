@@ -23,7 +23,7 @@ from pathlib import Path
 from .errors import BuildFailed
 
 MARKER = "dsbuild-limits:"
-LIMITED_PHASES = ("dependencies", "repository", "postBuild")
+LIMITED_PHASES = ("project metadata", "dependencies", "repository", "postBuild")
 _CGROUP_PATH = re.compile(r"^/[A-Za-z0-9_.:/-]{1,200}$")
 _LOG_LINE = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
 _RUN_VERTEX = re.compile(r"^#(\d+) \[[^\]]*\] RUN ")

@@ -16,6 +16,7 @@ from .lock import LOCK_FILE, check_lock, lock_digest
 from .pieces.base import Contribution, EnvFile, Piece, RepoInstall
 from .pieces.conda import EnvironmentYmlPiece
 from .pieces.dockerfile import DockerfilePiece
+from .pieces.project import PROJECT_FILE, project_dependencies
 from .pieces.python import PipfilePiece, RequirementsPiece, RuntimePiece, SetupPiece
 from .pieces.scripts import PostBuildPiece, StartPiece
 from .pieces.system import AptPiece, NodePiece
@@ -135,6 +136,9 @@ class BuildPlan:
     apt_packages: tuple[str, ...] = ()
     env_files: tuple[EnvFile, ...] = ()
     repo_installs: tuple[RepoInstall, ...] = ()
+    # Projects whose dependencies come from the metadata their build backend writes in the
+    # build container (setup.py, dynamic dependencies): pieces/project.py.
+    project_metadata: tuple[RepoInstall, ...] = ()
     post_build: tuple[str, ...] = ()
     start: str | None = None
     jupyter_packages: tuple[str, ...] = JUPYTER_PACKAGES
@@ -143,6 +147,11 @@ class BuildPlan:
     lock_origin: str = "resolved fresh"  # LockChoice.describe(): says where the versions came from
     exclude_newer: str | None = None
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def project_extras(self) -> tuple[str, ...]:
+        """The extras asked for of the projects whose metadata is built (`-e .[dev]`)."""
+        return tuple(sorted({extra for project in self.project_metadata for extra in project.extras}))
 
     @property
     def environment_hash(self) -> str:
@@ -160,6 +169,8 @@ class BuildPlan:
             data["python-managed"] = self.python.path
         if self.user != NotebookUser():
             data["user"] = [self.user.uid, self.user.name]
+        if self.project_metadata:
+            data["project-metadata"] = [p.target for p in self.project_metadata]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -199,13 +210,14 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
     notes += (python.warning,) if python.warning else ()
     choice = lock_choice(facts, options)
     apt = merged.apt_packages
+    project_env, project_metadata = project_dependencies(merged.repo_installs, _root_pyproject(facts))
     if choice.locked:
-        env_files, apt, lock_notes = _from_lock(facts, base, choice, merged, options)
+        env_files, apt, lock_notes = _from_lock(facts, base, choice, merged, options, project_env)
         notes += lock_notes
     else:
         notebook = EnvFile(NOTEBOOK_FILE, "".join(f"{p}\n" for p in options.notebook_packages(python.install.version)))
         overrides = EnvFile(OVERRIDES_FILE, "".join(f"{o}\n" for o in OVERRIDES), install=False)
-        env_files = merged.env_files + (notebook, overrides)
+        env_files = merged.env_files + project_env + (notebook, overrides)
     return BuildPlan(
         base_image=options.base_image,
         pieces=tuple(p.name for p in pieces),
@@ -215,6 +227,7 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
         apt_packages=apt,
         env_files=env_files,
         repo_installs=merged.repo_installs,
+        project_metadata=project_metadata,
         post_build=merged.post_build,
         start=merged.start,
         jupyter_packages=options.jupyter_for(python.install.version),
@@ -264,13 +277,19 @@ def lock_choice(facts: RepoFacts, options: BuildOptions) -> LockChoice:
     return LockChoice(AS_OF, options.as_of) if options.as_of else LockChoice(FRESH)
 
 
+def _root_pyproject(facts: RepoFacts) -> str | None:
+    """The repository root's pyproject.toml (scanned only when no binder folder is used)."""
+    return facts.text("pyproject.toml") if not facts.config_dir and facts.has("pyproject.toml") else None
+
+
 def _from_lock(
-    facts: RepoFacts, base: BaseFacts, choice: LockChoice, merged: Contribution, options: BuildOptions
+    facts: RepoFacts, base: BaseFacts, choice: LockChoice, merged: Contribution, options: BuildOptions,
+    project_env: tuple[EnvFile, ...] = (),
 ) -> tuple[tuple[EnvFile, ...], tuple[str, ...], tuple[str, ...]]:
     """A locked build: the lock for the Python packages, its Debian versions for apt.txt
     (when it records them), and the base it was made on checked."""
     lock = choice.text(facts)
-    env_files = (_locked_env(facts, merged.env_files, lock),)
+    env_files = (_locked_env(facts, merged.env_files + project_env, lock),)
     apt = merged.apt_packages
     if apt:
         apt = locked_apt(apt, lock, facts.path("apt.txt")) or apt
@@ -281,7 +300,8 @@ def _from_lock(
 def _locked_env(facts: RepoFacts, env_files: tuple[EnvFile, ...], lock: str) -> EnvFile:
     """The lock, checked against the repository's requirements (dsbuild's own lines dropped)."""
     for env_file in env_files:
-        check_lock(env_file.content, lock, facts.path(env_file.name))
+        where = "pyproject.toml [project] dependencies" if env_file.name == PROJECT_FILE else facts.path(env_file.name)
+        check_lock(env_file.content, lock, where)
     check_lock("\n".join(JUPYTER_NAMES), lock, "the Jupyter packages")
     return EnvFile(LOCK_FILE, python_part(lock))
 
@@ -296,9 +316,18 @@ def _merge(parts: list[Contribution]) -> Contribution:
     return Contribution(
         apt_packages=tuple(apt),
         env_files=tuple(f for part in parts for f in part.env_files),
-        repo_installs=tuple(r for part in parts for r in part.repo_installs),
+        repo_installs=_one_each(r for part in parts for r in part.repo_installs),
         post_build=tuple(s for part in parts for s in part.post_build),
         start=next((part.start for part in parts if part.start), None),
         python=next((part.python for part in parts if part.python), None),
         notes=tuple(n for part in parts for n in part.notes),
     )
+
+
+def _one_each(installs) -> tuple[RepoInstall, ...]:
+    """Each folder installed once (`-e .` in requirements.txt and setup.py name the same)."""
+    seen: dict[str, RepoInstall] = {}
+    for install in installs:
+        key = install.path if install.project else f"-r {install.path}"
+        seen.setdefault(key, install)
+    return tuple(seen.values())

@@ -7,7 +7,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
-_STEP = re.compile(r"^\[(?:[^\]]*? )?(\d+)/(\d+)\] (.*)$")
+_STEP = re.compile(r"^\[(?:([^\]]*?) +)?(\d+)/(\d+)\] (.*)$")
+# The build stage that builds the repository's project metadata (templates/Dockerfile.j2):
+# BuildKit numbers its steps on their own ([dsbuild-project 2/3]); its phases follow the
+# main stage's, so its step k is step len(main) + k here.
+PROJECT_STAGE = "dsbuild-project"
+PROJECT_PHASE = "project metadata"
 _LOG = re.compile(r"^\d+\.\d+ (.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 _EXIT = re.compile(r"exit code: (\d+)")
@@ -73,6 +78,9 @@ class ProgressParser:
     def phase(self, step: int) -> str:
         return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
 
+    def _is_from(self, step: int) -> bool:
+        return step == 1 or (PROJECT_PHASE in self.phases and step == self.phases.index(PROJECT_PHASE) + 1)
+
     def step_of(self, vertex: int) -> int | None:
         """The step number of a vertex, once its `[k/N]` line was read."""
         return self._steps.get(vertex)
@@ -85,10 +93,12 @@ class ProgressParser:
         if vertex not in self._steps:
             step = _STEP.match(rest)
             if step:
-                number = int(step.group(1))
+                number, total = int(step.group(2)), int(step.group(3))
+                if step.group(1) == PROJECT_STAGE and PROJECT_PHASE in self.phases:
+                    number, total = self.phases.index(PROJECT_PHASE) + number, len(self.phases)
                 self._steps[vertex] = number
                 self._tails[vertex] = deque(maxlen=self.tail_lines)
-                return [StepStarted(number, int(step.group(2)), self.phase(number), step.group(3))]
+                return [StepStarted(number, total, self.phase(number), step.group(4))]
             return []
         number = self._steps[vertex]
         phase = self.phase(number)
@@ -96,7 +106,7 @@ class ProgressParser:
             self.cached.append(number)
             return [StepCached(number, phase)]
         if done := _DONE.match(rest):
-            if number not in self.cached and number != 1:  # step 1 is FROM: nothing runs
+            if number not in self.cached and not self._is_from(number):  # FROM: nothing runs
                 self.ran.append(number)
             return [StepDone(number, phase, float(done.group(1)))]
         if rest.startswith("ERROR"):

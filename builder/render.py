@@ -13,6 +13,8 @@ from dsbuild.templates import environment
 
 from .errors import ConfigError
 from .plan import BuildPlan
+from .pieces.project import REQUIRES_FILE
+from .progress import PROJECT_STAGE
 
 # Instructions that BuildKit counts as steps ([k/N] in its progress output).
 _STEP = re.compile(r"^(FROM|RUN|COPY|ADD|WORKDIR)\b")
@@ -38,14 +40,19 @@ def dsbuild_version() -> str:
 
 
 def step_phases(text: str) -> tuple[str, ...]:
-    phases: list[str] = []
-    current = "base"
+    """The phase of each BuildKit step: the main stage's, then the project metadata stage's
+    (progress.PROJECT_STAGE), which comes first in the text but is numbered after."""
+    main: list[str] = []
+    project: list[str] = []
+    current, steps = "base", main
     for line in text.splitlines():
         if match := _PHASE.match(line):
             current = match.group(1)
         elif _STEP.match(line):
-            phases.append(current)
-    return tuple(phases)
+            if line.startswith("FROM "):
+                steps = project if line.endswith(f" AS {PROJECT_STAGE}") else main
+            steps.append(current)
+    return tuple(main + project)
 
 
 def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = False) -> Dockerfile:
@@ -65,6 +72,7 @@ def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = Fa
         plan=plan, version=dsbuild_version(), cache_scope=scope,
         source_scope=f"-src-{source_scope}" if source_scope else "",
         env_scope=f"-env-{plan.environment_hash[:16]}" if source_scope else "", limits=limits,
+        project_stage=PROJECT_STAGE, requires_file=REQUIRES_FILE,
     )
     return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
 

@@ -12,10 +12,11 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.envlock import (
     APT_LOCK_PATH,
     INSTALLED_PATH,
+    PROJECT_PATH,
     BaseRecord,
     compose_lock,
     diff_environment,
-    outside_lock,
+    own_and_outside,
     parse_apt_lock,
 )
 from dsbuild.builder.errors import ConfigError, SourceError
@@ -119,7 +120,9 @@ def environment_note(options: str | None) -> str:
 @user_errors
 def show(image):
     """Show where IMAGE came from (its provenance labels) and what it holds: its lock,
-    its Debian packages from apt.txt, and what was installed outside the lock."""
+    its Debian packages from apt.txt, the repository's own code (its package, installed
+    with --no-deps: its dependencies are in the lock), and what was installed outside
+    the lock (by postBuild, or a requirements file that includes others)."""
     engine = DockerEngine()
     engine.ping()
     labels = engine.image_labels(image)
@@ -143,7 +146,7 @@ def show(image):
     apt = parse_apt_lock(engine.read_file(image, APT_LOCK_PATH) or "")
     if apt:
         _table(f"{len(apt)} Debian packages installed for apt.txt", apt)
-    _show_outside(text, engine.read_file(image, INSTALLED_PATH))
+    _show_outside(text, engine.read_file(image, INSTALLED_PATH), engine.read_file(image, PROJECT_PATH) or "")
 
 
 def _table(title: str, pins: dict[str, str]) -> None:
@@ -155,16 +158,18 @@ def _table(title: str, pins: dict[str, str]) -> None:
     out.print(table)
 
 
-def _show_outside(lock: str, installed: str | None) -> None:
+def _show_outside(lock: str, installed: str | None, own: str) -> None:
     if installed is None:
         out.print("installed outside the lock: not recorded (built by an older dsbuild)")
         return
-    outside = outside_lock(lock, installed)
+    mine, outside = own_and_outside(lock, installed, own)
+    if mine:
+        _table(f"the repository's own code: {len(mine)} (installed from its folder with --no-deps; "
+               "its dependencies are in the lock)", mine)
     if not outside:
         out.print("installed outside the lock: nothing")
         return
-    _table(f"installed outside the lock: {len(outside)} (the repository's own package, postBuild, "
-           "or an install after the lock)", outside)
+    _table(f"installed outside the lock: {len(outside)} (postBuild, or an install after the lock)", outside)
 
 
 def print_changes(python: LockDiff, apt: LockDiff) -> None:

@@ -22,16 +22,32 @@ class EnvFile:
 
 @dataclass(frozen=True)
 class RepoInstall:
-    """An install that needs the whole repository, so it runs after the repo is copied."""
+    """An install that needs the whole repository, so it runs after the repo is copied.
+
+    A package of the repository (`editable` or `local`: `-e .`, setup.py, pyproject.toml,
+    a Pipfile or environment.yml path) is a *project*: its dependencies are resolved into
+    the lock with the rest, and its own code is installed with `--no-deps` on top. A
+    `requirements` file that includes other files of the repository is installed as it is."""
 
     kind: Literal["requirements", "editable", "local"]
     path: str  # relative to the repository root
+    extras: tuple[str, ...] = ()  # `-e .[dev]`: the project's optional dependencies asked for
+
+    @property
+    def project(self) -> bool:
+        return self.kind != "requirements"
+
+    @property
+    def target(self) -> str:
+        """The project's folder as an install argument (never read as a package name)."""
+        where = "./" + self.path if self.path != "." else "."
+        return where + (f"[{','.join(self.extras)}]" if self.extras else "")
 
     @property
     def args(self) -> tuple[str, ...]:
         if self.kind == "local":
-            return ("./" + self.path if self.path != "." else ".",)
-        return ("-r", self.path) if self.kind == "requirements" else ("-e", self.path)
+            return (self.target,)
+        return ("-r", self.path) if self.kind == "requirements" else ("-e", self.target)
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,35 @@ class RequirementsPiece(Piece):
 
     def contribute(self, facts: RepoFacts) -> Contribution:
         text = facts.text("requirements.txt")
-        if refers_to_repo(text):
-            return Contribution(repo_installs=(RepoInstall("requirements", facts.path("requirements.txt")),))
-        return Contribution(env_files=(EnvFile("requirements.txt", text),))
+        if not refers_to_repo(text):
+            return Contribution(env_files=(EnvFile("requirements.txt", text),))
+        where = facts.path("requirements.txt")
+        split = split_requirements(text, where)
+        if split is None:  # it includes other files (-r, -c): installed as it is, after the copy
+            note = f"{where} includes other files of the repository, so it is installed after the lock, outside it"
+            return Contribution(repo_installs=(RepoInstall("requirements", where),), notes=(note,))
+        lines, projects = split
+        env = (EnvFile("requirements.txt", lines),) if lines.strip() else ()
+        return Contribution(env_files=env, repo_installs=projects)
+
+
+def split_requirements(text: str, where: str) -> tuple[str, tuple[RepoInstall, ...]] | None:
+    """A requirements file whose only lines about the repository are its packages (`-e .`,
+    `./pkg`): (the other lines, those packages). None when it includes other files."""
+    from .project import path_install
+
+    kept: list[str] = []
+    projects: list[RepoInstall] = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#") and _LOCAL_REF.match(line):
+            install = path_install(line, where)
+            if install is None:
+                return None
+            projects.append(install)
+        else:
+            kept.append(raw)
+    return "".join(f"{line}\n" for line in kept), tuple(projects)
 
 
 class SetupPiece(Piece):

@@ -59,11 +59,27 @@ def test_requirements_that_refer_to_the_repository(text, expected):
     assert refers_to_repo(text) is expected
 
 
-def test_requirements_referring_to_repo_install_after_copy():
-    facts = RepoFacts("binder", {"requirements.txt": "-e .\n"})
+def test_requirements_naming_the_repository_lock_the_rest_and_install_the_project_after_copy():
+    """`-e .` (relative to the repository root, where uv runs) is the project; the other
+    lines are an environment file like any other, so they are in the lock."""
+    facts = RepoFacts("binder", {"requirements.txt": "numpy>=1.26\n-e .[Dev_Extra]\n./pkgs/two # second\n"})
+    part = RequirementsPiece().contribute(facts)
+    assert part.env_files == (EnvFile("requirements.txt", "numpy>=1.26\n"),)
+    assert part.repo_installs == (RepoInstall("editable", ".", ("dev-extra",)), RepoInstall("local", "pkgs/two"))
+    assert part.repo_installs[0].args == ("-e", ".[dev-extra]") and part.repo_installs[1].args == ("./pkgs/two",)
+
+
+def test_requirements_including_other_files_are_installed_as_they_are_after_copy():
+    facts = RepoFacts("binder", {"requirements.txt": "-e .\n-r more.txt\n"})
     part = RequirementsPiece().contribute(facts)
     assert part.env_files == ()
     assert part.repo_installs == (RepoInstall("requirements", "binder/requirements.txt"),)
+    assert "outside it" in part.notes[0]
+
+
+def test_a_project_path_outside_the_repository_is_refused():
+    with pytest.raises(ConfigError, match="outside the repository"):
+        RequirementsPiece().contribute(RepoFacts("", {"requirements.txt": "-e ../elsewhere\n"}))
 
 
 def test_plain_requirements_are_an_environment_file():

@@ -43,3 +43,9 @@ def test_failed_post_build_names_exit_code_and_last_line():
 def test_uv_failure_reads_tty_style_output():
     tail = ("  × No solution found when resolving dependencies:", "  ╰─▶ Because foo==99 has no wheels, we can conclude x.")
     assert uv_failure(tail) == "Because foo==99 has no wheels, we can conclude x."
+
+
+def test_a_step_that_failed_before_any_output_is_explained_by_the_engines_message():
+    message = "failed to prepare abc: open /var/lib/docker/overlay2/x/committed: no such file or directory"
+    failure = StepFailed(8, "environment files", message, None, ())
+    assert explain_failure(failure) == f"build step 8 (environment files) failed: {message}"

@@ -207,7 +207,8 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
 
     from playwright.sync_api import expect
 
-    from tests.launch.test_browser import delete_users, fetch
+    from tests.hubs import stop_service_and_hub
+    from tests.launch.test_browser import fetch
 
     repo = realnode.make_repo(tmp_path / "launched")
     catalog = {k: v for k, v in realnode.catalog(node_image).items() if k != "data_volumes"}
@@ -239,13 +240,9 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
         image = pods[0]["spec"]["containers"][0]["image"]
         assert image.startswith(f"{real_node.registry}/{prefix}-")  # built and pushed by the service
     finally:
-        if service is not None:
-            service.terminate()
-            service.wait(30)
         try:
-            delete_users(hub)
+            stop_service_and_hub(service, hub)
         finally:
-            hub_down(hub.state_dir, say=print)
             images = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                                     capture_output=True, text=True, check=False).stdout.split()
             mine = [i for i in images if f"/{prefix}-" in i or i.startswith(prefix)]

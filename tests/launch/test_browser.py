@@ -30,11 +30,13 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable
 from dsbuild.launch.errors import HubError
 from dsbuild.launch.hubconfig import HubOptions
-from dsbuild.launch.localhub import find_proxy, hub_down, hub_up, remove_containers
+from dsbuild.launch.localhub import find_proxy, hub_up, remove_containers
 
 from tests.conftest import EXAMPLES, NOTEBOOKS
 
 from tests.browser import ARTIFACTS, need
+
+from tests.hubs import delete_users, stop_service_and_hub
 
 from .conftest import commit, make_repo
 
@@ -99,32 +101,6 @@ def start_hub(prefix: str, state: Path, **options) -> HubOptions:
     return hub
 
 
-def delete_users(options: HubOptions) -> None:
-    """Stop every user's servers, then delete the users (JupyterHub refuses to delete a
-    user whose named server is active)."""
-    token = (options.state_dir / "service_token").read_text().strip()
-    api = options.hub_url + "hub/api/"
-    headers = {"Authorization": f"token {token}"}
-
-    def call(method: str, path: str, body: dict | None = None) -> None:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(api + path, data=data, method=method, headers=headers)
-        urllib.request.urlopen(request, timeout=60).close()
-
-    users = json.loads(fetch(api + "users", headers)[1])
-    for user in users:
-        for server in user.get("servers") or {}:
-            path = f"users/{quote(user['name'])}/server" + (f"s/{quote(server)}" if server else "")
-            call("DELETE", path, {"remove": True} if server else None)
-    for _ in range(120):
-        users = json.loads(fetch(api + "users", headers)[1])
-        if not any(user.get("servers") for user in users):
-            break
-        time.sleep(0.5)
-    for user in users:
-        call("DELETE", f"users/{quote(user['name'])}")
-
-
 def start_service(hub: HubOptions, prefix: str, tmp: Path, port: int) -> subprocess.Popen:
     """`dsbuild serve` as its own process, file:// repositories enabled, at most 1 MiB."""
     dsbuild = Path(sys.executable).with_name("dsbuild")
@@ -153,13 +129,7 @@ def hub_and_service(prefix: str, tmp: Path, **options):
         service = start_service(hub, prefix, tmp, port)
         yield hub, f"http://127.0.0.1:{port}"
     finally:
-        if service is not None:
-            service.terminate()
-            service.wait(30)
-        try:
-            delete_users(hub)
-        finally:
-            hub_down(hub.state_dir, say=print)
+        stop_service_and_hub(service, hub)
 
 
 @pytest.fixture(scope="module")

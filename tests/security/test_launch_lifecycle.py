@@ -26,11 +26,12 @@ import pytest
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.launch.firewall import chain_name
 from dsbuild.launch.hubapi import HubClient
-from dsbuild.launch.localhub import Paths, _stop, hub_down, hub_up
+from dsbuild.launch.localhub import Paths, _stop, hub_up
+from tests.hubs import stop_service_and_hub
 from dsbuild.launch.stopping import UserRemover
 
 from ..launch.conftest import make_repo
-from ..launch.test_browser import delete_users, fetch, free_port, prefix, start_hub  # noqa: F401 (fixture)
+from ..launch.test_browser import fetch, free_port, prefix, start_hub  # noqa: F401 (fixture)
 from .launch_support import NOTEBOOK, stream_url_of
 
 pytestmark = [pytest.mark.docker]
@@ -86,12 +87,7 @@ def setup(prefix, tmp_path_factory):  # noqa: F811
     try:
         yield state
     finally:
-        state["service"].terminate()
-        state["service"].wait(60)
-        try:
-            delete_users(hub)
-        finally:
-            hub_down(hub.state_dir, say=print)
+        stop_service_and_hub(state["service"], hub, wait=60)
     assert docker("ps", "-aq", "--filter", f"label=io.dsbuild.hub={prefix}") == ""
     assert docker("volume", "ls", "-q", "--filter", f"label=io.dsbuild.hub={prefix}") == ""
     assert docker("network", "ls", "-q", "--filter", f"label=io.dsbuild.hub={prefix}") == ""

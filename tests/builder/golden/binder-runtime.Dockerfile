@@ -70,7 +70,5 @@ COPY --chown=1000:1000 ["repo/", "/home/jovyan/"]
 
 # dsbuild-phase: record
 USER root
-RUN install -d -m 755 /var/lib/dsbuild \
- && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 \
-        -path '*/site-packages/*.dist-info' -printf '%f\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt
+RUN ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "/bin/sh", "-c", "install -d -m 755 /var/lib/dsbuild && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 -path '*/site-packages/*.dist-info' -printf '%f\\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt"]
 USER 1000

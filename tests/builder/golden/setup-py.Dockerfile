@@ -73,11 +73,12 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-src-0123456789abcdef,target=/t
     --mount=type=bind,source=.dsbuild/build.env,target=/etc/dsbuild/build.env \
     --mount=type=secret,id=dsbuild-index,target=/run/secrets/dsbuild-index,uid=1000,mode=0400 \
     /tmp/dsbuild/bin/limits.sh && . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
- && uv pip install -e . jupyterlab==4.6.6 jupyterhub==5.5.4
+ && uv pip install --no-deps -e .
+USER root
+RUN ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "/bin/sh", "-c", "install -d -m 755 /var/lib/dsbuild && { for f in /srv/dsbuild/venv/lib/python3*/site-packages/*.dist-info/direct_url.json; do grep -qs '\"url\": *\"file://' \"$f\" && basename \"${f%/direct_url.json}\"; done | sort > /var/lib/dsbuild/project.txt; }"]
+USER 1000
 
 # dsbuild-phase: record
 USER root
-RUN install -d -m 755 /var/lib/dsbuild \
- && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 \
-        -path '*/site-packages/*.dist-info' -printf '%f\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt
+RUN ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "/bin/sh", "-c", "install -d -m 755 /var/lib/dsbuild && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 -path '*/site-packages/*.dist-info' -printf '%f\\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt"]
 USER 1000
