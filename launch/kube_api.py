@@ -33,7 +33,7 @@ def lease_free(lease: dict, now: datetime) -> bool:
     renewed = spec.get("renewTime") or spec.get("acquireTime")
     if not renewed:
         return True
-    when = datetime.strptime(renewed.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z")
+    when = renewed if isinstance(renewed, datetime) else datetime.fromisoformat(str(renewed).replace("Z", "+00:00"))
     return when + timedelta(seconds=spec.get("leaseDurationSeconds") or 0) < now
 
 
@@ -133,7 +133,7 @@ class KubeApi:
             except ApiException as err:
                 if err.status != 409:
                     raise
-            current = await api.sanitize_for_serialization(await leases.read_namespaced_lease(name, namespace))
+            current = api.sanitize_for_serialization(await leases.read_namespaced_lease(name, namespace))
             if current["spec"].get("holderIdentity") != holder and not lease_free(current, _now()):
                 return False
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]

@@ -79,7 +79,7 @@ def build_pod_objects(name: str, repository: str, labels: Mapping[str, str], set
     config = buildkitd_config("/var/lib/buildkit", [], [settings.registry], bridge,
                               f"10.{160 + octet % 32}.{octet // 32 % 256}.0/24")
     text = render_config(
-        "build-pod.yaml.j2", name=name, namespace=settings.namespace,
+        "build-pod.yaml.j2", pod=name, namespace=settings.namespace,
         labels={ROLE_LABEL: ROLE, "app.kubernetes.io/managed-by": "dsbuild",
                 IMAGE_LABEL: label_value(repository.rsplit("/", 1)[-1]), COMMIT_LABEL: label_value(revision)},
         annotations={"dsbuild.io/repository": repository, "dsbuild.io/source": labels.get(OCI_SOURCE, ""),
