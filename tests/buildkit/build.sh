@@ -37,6 +37,8 @@ version="$(awk '$1=="github.com/moby/buildkit" && $2 ~ /^v/ {print $2; exit}' go
 cache="${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/buildkit/$version"
 if [ "$print_only" = 1 ]; then echo "$cache"; exit 0; fi
 mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9  # one build at a time (a test may start this while another runs it)
 
 # The stamp says which sources and toolchain the cached binaries came from.
 stamp="$( (grep -v '^[[:space:]]*//' go.mod; cat go.sum; "$GO" version) | sha256sum | cut -c1-16)"

@@ -28,6 +28,15 @@ def buildkit_bin() -> Path | None:
     return folder if (folder / "buildkitd").exists() and (folder / "buildctl").exists() else None
 
 
+def build_buildkit() -> tuple[Path | None, str]:
+    """Run tests/buildkit/build.sh (the cache makes it instant after the first time); the
+    folder, or None and its last line of output."""
+    done = subprocess.run([str(HERE / "build.sh")], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or ["build.sh failed"])[-1]
+    return buildkit_bin(), ""
+
+
 @contextmanager
 def private_buildkitd(registry: Registry, bin_dir: Path) -> Iterator[str]:
     """Start buildkitd; yields its address (unix://...)."""
