@@ -30,7 +30,9 @@ _INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
 )
 _META_CAP = 4 * 2**20
-_REF = re.compile(r"^(?P<host>[^/]+)/(?P<name>[a-z0-9._/-]+?)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REF = re.compile(rf"^(?P<host>[^/]+)/(?P<name>{_COMPONENT}(?:/{_COMPONENT})*)"
+                  r"(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$")
 
 
 @dataclass(frozen=True)
