@@ -156,7 +156,8 @@ class BuildKitEngine:
         if not repository:
             raise BuildFailed("a BuildKit build needs the registry repository to push to")
         pushed = self._ref(f"{repository}:latest")
-        parser = ProgressParser(tuple(phases))
+        # The base comes as a named context, so BuildKit does not number the FROM step.
+        parser = ProgressParser(tuple(phases), offset=1 if base else 0)
         with tempfile.TemporaryDirectory(prefix="dsbuild-") as tmp:
             metadata = Path(tmp) / "metadata.json"
             args = self.build_args(context, dockerfile, f"{self.pull_registry}/{pushed.name}", labels, no_cache,

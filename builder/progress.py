@@ -65,6 +65,7 @@ class ProgressParser:
 
     phases: tuple[str, ...]
     tail_lines: int = 25
+    offset: int = 0  # steps the output does not number (a FROM given to BuildKit as a named context)
     _steps: dict[int, int] = field(default_factory=dict)  # vertex -> step
     _tails: dict[int, deque] = field(default_factory=dict)
     cached: list[int] = field(default_factory=list)
@@ -85,10 +86,10 @@ class ProgressParser:
         if vertex not in self._steps:
             step = _STEP.match(rest)
             if step:
-                number = int(step.group(1))
+                number = int(step.group(1)) + self.offset
                 self._steps[vertex] = number
                 self._tails[vertex] = deque(maxlen=self.tail_lines)
-                return [StepStarted(number, int(step.group(2)), self.phase(number), step.group(3))]
+                return [StepStarted(number, int(step.group(2)) + self.offset, self.phase(number), step.group(3))]
             return []
         number = self._steps[vertex]
         phase = self.phase(number)

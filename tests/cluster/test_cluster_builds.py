@@ -75,7 +75,9 @@ def build_pods(cluster: Kubectl, namespace: str) -> list[dict]:
 
 
 def test_a_launch_link_builds_in_a_pod_pushes_and_the_pod_is_gone(cluster, real_node, build_image, build_namespace,
-                                                                   tmp_path):
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))  # the service's git mirrors and lock records
+    monkeypatch.setenv("DSBUILD_BUILDCTL", str(buildkit_bin() / "buildctl"))  # the service's buildctl
     repo = realnode.make_repo(tmp_path / "repo")
     cfg = launch_config(cluster, real_node, build_image, build_namespace)
     hub = FakeHub()
@@ -98,7 +100,7 @@ def test_a_launch_link_builds_in_a_pod_pushes_and_the_pod_is_gone(cluster, real_
     assert manifest_exists(Registry(real_node.registry), name, tag)
     scheduled = cluster("get", "events", "-n", build_namespace, "--field-selector", "reason=Scheduled", "-o",
                         "jsonpath={.items[*].involvedObject.name}").split()
-    assert any(pod.startswith(f"build-{name}"[:36]) for pod in scheduled), scheduled
+    assert any(pod.startswith("build-dsbuild-kb-") for pod in scheduled), scheduled
     cluster.wait_for(lambda: not build_pods(cluster, build_namespace), "the build pod to be gone")
     assert 'dsbuild_build_duration_seconds_count{outcome="built"} 1.0' in metrics.body.decode()
 
