@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tornado.httpclient import AsyncHTTPClient
 
 from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.pythons import DEFAULT_SUITE, base_ref
@@ -26,7 +27,7 @@ from dsbuild.launch.kube_builds import ROLE, ROLE_LABEL, lease_name, one_build_p
 from dsbuild.launch.launcher import Launcher
 from tests.buildkit.daemon import build_buildkit, buildkit_bin
 from tests.launch.conftest import FakeHub, config, get, serve
-from tests.launch.test_app import events_of, git_path, launch_stream
+from tests.launch.test_app import events_of, git_path, stream_url_of
 
 from . import objects, realnode
 from .kube import Kubectl
@@ -86,7 +87,10 @@ def test_a_launch_link_builds_in_a_pod_pushes_and_the_pod_is_gone(cluster, real_
     async def main():
         base, server = await serve(make_app(cfg, launcher))
         try:
-            response = await launch_stream(base, git_path(f"file://{repo}"))
+            page = await get(f"{base}/v2/{git_path(f'file://{repo}')}")
+            assert page.code == 200, page.body[-500:]
+            response = await AsyncHTTPClient().fetch(base + stream_url_of(page), raise_error=False,
+                                                     request_timeout=1200)  # a cold build in a pod
             return response, await get(base + "/metrics")
         finally:
             server.stop()
