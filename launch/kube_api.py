@@ -106,9 +106,10 @@ class KubeApi:
             time.sleep(0.5)
 
     def delete_pod(self, namespace: str, name: str) -> None:
-        """Delete at once (no grace: a cancelled build stops now); a missing pod is fine."""
+        """Delete with the pod's short grace period (buildkitd releases its build network);
+        a missing pod is fine."""
         try:
-            self._run(lambda api: client.CoreV1Api(api).delete_namespaced_pod(name, namespace, grace_period_seconds=0))
+            self._run(lambda api: client.CoreV1Api(api).delete_namespaced_pod(name, namespace))
         except ApiException as err:
             if err.status != 404:
                 raise

@@ -37,6 +37,11 @@ from .kube_api import KubeApi
 from .templating import render_config
 
 BUILD_PORT = 1234
+# The build steps' network inside a build pod. On the node's network (--build-host-network)
+# the bridge is the node's: the pod's port keeps a second build pod off that node, and the
+# bridge stays (one per node, reused) after the pod goes.
+BUILD_BRIDGE = "dsbuild-bk0"
+BUILD_SUBNET = "10.160.0.0/24"
 ROLE_LABEL = "app.kubernetes.io/component"
 ROLE = "dsbuild-build"
 IMAGE_LABEL = "dsbuild.io/image"
@@ -74,10 +79,7 @@ def build_pod_objects(name: str, repository: str, labels: Mapping[str, str], set
                       port: int = BUILD_PORT) -> list[dict]:
     """The build pod and its ConfigMap (pure)."""
     revision = labels.get(OCI_REVISION, "")
-    bridge = f"bk{hashlib.sha256(name.encode()).hexdigest()[:10]}"  # unique even on the host's network
-    octet = int(hashlib.sha256(name.encode()).hexdigest()[:4], 16)
-    config = buildkitd_config("/var/lib/buildkit", [], [settings.registry], bridge,
-                              f"10.{160 + octet % 32}.{octet // 32 % 256}.0/24")
+    config = buildkitd_config("/var/lib/buildkit", [], [settings.registry], BUILD_BRIDGE, BUILD_SUBNET)
     text = render_config(
         "build-pod.yaml.j2", pod=name, namespace=settings.namespace,
         labels={ROLE_LABEL: ROLE, "app.kubernetes.io/managed-by": "dsbuild",

@@ -23,7 +23,7 @@ from dsbuild.builder.registry import Registry, manifest_exists
 from dsbuild.builder.service import Status
 from dsbuild.launch.app import make_app
 from dsbuild.launch.kube_api import KubeApi
-from dsbuild.launch.kube_builds import ROLE, ROLE_LABEL, lease_name, one_build_per_image
+from dsbuild.launch.kube_builds import BUILD_BRIDGE, ROLE, ROLE_LABEL, lease_name, one_build_per_image
 from dsbuild.launch.launcher import Launcher
 from tests.buildkit.daemon import build_buildkit, buildkit_bin
 from tests.launch.conftest import FakeHub, config, get, serve
@@ -44,6 +44,7 @@ def build_namespace(cluster: Kubectl):
         "pod-security.kubernetes.io/enforce": "privileged"}}})
     yield name
     cluster("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+    subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)  # on the node's network
 
 
 @pytest.fixture(scope="module")
