@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
+from urllib.parse import urlsplit
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,36 @@ def test_two_replicas_build_one_image_once_through_a_lease(cluster, build_namesp
     waited = [who for who, events in seen.items() if any("another replica" in e.message for e in events)]
     assert waited == [who for who, outcome in outcomes.items() if outcome == "skipped"]
     assert cluster.get("lease", lease_name(image), namespace=build_namespace) is None  # released
+
+
+def test_a_build_nobody_waits_for_is_cancelled_and_its_pod_deleted(cluster, real_node, build_image, build_namespace,
+                                                                    tmp_path, monkeypatch):
+    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DSBUILD_BUILDCTL", str(buildkit_bin() / "buildctl"))
+    repo = realnode.make_repo(tmp_path / "abandoned")
+    cfg = launch_config(cluster, real_node, build_image, build_namespace)
+    launcher = Launcher(cfg, FakeHub())
+
+    async def main():
+        base, server = await serve(make_app(cfg, launcher))
+        try:
+            page = await get(f"{base}/v2/{git_path(f'file://{repo}')}")
+            url = urlsplit(base + stream_url_of(page))
+            reader, writer = await asyncio.open_connection(url.hostname, url.port)
+            writer.write(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())
+            await writer.drain()
+            loop, deadline = asyncio.get_running_loop(), time.monotonic() + 300
+            while not await loop.run_in_executor(None, build_pods, cluster, build_namespace):
+                assert time.monotonic() < deadline, "no build pod started"
+                await asyncio.sleep(1)
+            writer.close()  # the only launch stream goes away while its pod builds
+            while launcher.registry.jobs and time.monotonic() < deadline + 300:
+                await asyncio.sleep(0.5)
+            return await get(base + "/metrics")
+        finally:
+            server.stop()
+
+    metrics = asyncio.run(main()).body.decode()
+    cluster.wait_for(lambda: not build_pods(cluster, build_namespace), "the cancelled build's pod to be gone")
+    assert 'dsbuild_build_duration_seconds_count{outcome="failed"} 1.0' in metrics
+    assert 'dsbuild_launches_total{outcome="closed"} 1.0' in metrics
