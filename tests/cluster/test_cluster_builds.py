@@ -79,8 +79,8 @@ def build_pods(cluster: Kubectl, namespace: str) -> list[dict]:
 
 def test_a_launch_link_builds_in_a_pod_pushes_and_the_pod_is_gone(cluster, real_node, build_image, build_namespace,
                                                                    tmp_path, monkeypatch):
-    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))  # the service's git mirrors and lock records
     monkeypatch.setenv("DSBUILD_BUILDCTL", str(buildkit_bin() / "buildctl"))  # the service's buildctl
+    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))  # the service's git mirrors and lock records
     repo = realnode.make_repo(tmp_path / "repo")
     cfg = launch_config(cluster, real_node, build_image, build_namespace)
     hub = FakeHub()
@@ -155,8 +155,8 @@ def test_two_replicas_build_one_image_once_through_a_lease(cluster, build_namesp
 
 def test_a_build_nobody_waits_for_is_cancelled_and_its_pod_deleted(cluster, real_node, build_image, build_namespace,
                                                                     tmp_path, monkeypatch):
-    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("DSBUILD_BUILDCTL", str(buildkit_bin() / "buildctl"))
+    monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))
     repo = realnode.make_repo(tmp_path / "abandoned")
     cfg = launch_config(cluster, real_node, build_image, build_namespace)
     launcher = Launcher(cfg, FakeHub())
