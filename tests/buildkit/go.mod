@@ -1,3 +1,7 @@
+// Builds BuildKit's daemon and client (buildkitd, buildctl) from the official module
+// github.com/moby/buildkit at one pinned version, for the BuildKit engine's tests and
+// the build pods' image (build.sh, image.sh). Nothing here is our code. To move:
+// go get -tool github.com/moby/buildkit/cmd/buildkitd@vX.Y.Z github.com/moby/buildkit/cmd/buildctl@vX.Y.Z
 module dsbuild.test/buildkit
 
 go 1.26.8
