@@ -17,7 +17,7 @@ from typing import IO, Iterator, Mapping, Sequence
 
 from .errors import BuildFailed, EngineUnavailable, RunFailed
 from .image_files import DEFAULT_MAX_BYTES, read_image_file
-from .limits import BuildPolicy, limiter_for
+from .limits import BuildPolicy, CgroupLimiter, limiter_for
 from .progress import BuildEvent, BuildFinished, ProgressParser, StepFailed
 from .watch import BuildWatch
 
@@ -39,6 +39,8 @@ def find_docker_cli() -> str:
 
 
 class DockerEngine:
+    step_limits = True  # applies BuildPolicy's per-step cgroup limits (limits.CgroupLimiter)
+
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
@@ -114,8 +116,12 @@ class DockerEngine:
         no_cache: bool = False,
         policy: BuildPolicy = BuildPolicy(),
         secrets: Mapping[str, Path] = {},
+        repository: str = "",
+        base: str | None = None,
     ) -> Iterator[BuildEvent]:
         """Build without tagging; yields progress and ends with BuildFinished(image_id).
+        (`repository` and `base` are for engines that keep images in a registry: here the
+        image stays on the engine until tagged, and FROM finds the base on the engine.)
         A failed, timed-out or abandoned build is cancelled (the client is killed, so
         BuildKit cancels the running step) and leaves no image behind."""
         parser = ProgressParser(tuple(phases))
@@ -129,25 +135,9 @@ class DockerEngine:
                 args.append("--no-cache")
             args.append(str(context))
             process = subprocess.Popen(args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            watch = BuildWatch(process, policy)
-            failure: StepFailed | None = None
-            tail: list[str] = []
-            finished = False
-            try:
-                for raw in watch.lines():
-                    tail = (tail + [raw])[-15:]
-                    if limiter is not None:
-                        limiter.feed(raw, parser.step_of)
-                    for event in parser.feed(raw):
-                        failure = event if isinstance(event, StepFailed) else failure
-                        yield event
-                finished = True
-            finally:
-                watch.stop(finished)
-                code = process.wait()
-            watch.raise_if_stopped()
-            if code != 0 or not iidfile.exists():
-                raise _build_error(failure, tail)
+            yield from follow_build(process, policy, parser, limiter)
+            if not iidfile.exists():
+                raise _build_error(None, ["the build wrote no image id"])
             image_id = iidfile.read_text().strip()
         yield BuildFinished(image_id, tuple(parser.cached), tuple(parser.ran))
 
@@ -267,6 +257,31 @@ class DockerEngine:
         if done.returncode != 0:
             raise EngineUnavailable(f"docker import failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
+
+
+def follow_build(process: subprocess.Popen, policy: BuildPolicy, parser: ProgressParser,
+                 limiter: CgroupLimiter | None = None) -> Iterator[BuildEvent]:
+    """Read a build client's plain progress into events until it exits; BuildFailed (with
+    the failed step explained) when it failed, was stopped or was abandoned (BuildWatch)."""
+    watch = BuildWatch(process, policy)
+    failure: StepFailed | None = None
+    tail: list[str] = []
+    finished = False
+    try:
+        for raw in watch.lines():
+            tail = (tail + [raw])[-15:]
+            if limiter is not None:
+                limiter.feed(raw, parser.step_of)
+            for event in parser.feed(raw):
+                failure = event if isinstance(event, StepFailed) else failure
+                yield event
+        finished = True
+    finally:
+        watch.stop(finished)
+        code = process.wait()
+    watch.raise_if_stopped()
+    if code != 0:
+        raise _build_error(failure, tail)
 
 
 _SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}

@@ -70,6 +70,7 @@ class ProgressParser:
 
     phases: tuple[str, ...]
     tail_lines: int = 25
+    offset: int = 0  # steps the output does not number (a FROM given to BuildKit as a named context)
     _steps: dict[int, int] = field(default_factory=dict)  # vertex -> step
     _tails: dict[int, deque] = field(default_factory=dict)
     cached: list[int] = field(default_factory=list)
@@ -93,7 +94,7 @@ class ProgressParser:
         if vertex not in self._steps:
             step = _STEP.match(rest)
             if step:
-                number, total = int(step.group(2)), int(step.group(3))
+                number, total = int(step.group(2)) + self.offset, int(step.group(3)) + self.offset
                 if step.group(1) == PROJECT_STAGE and PROJECT_PHASE in self.phases:
                     number, total = self.phases.index(PROJECT_PHASE) + number, len(self.phases)
                 self._steps[vertex] = number

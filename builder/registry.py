@@ -79,28 +79,34 @@ def _bearer(challenge: str, auth: str | None) -> str | None:
     return data.get("token") or data.get("access_token")
 
 
+def send(registry: Registry, request: urllib.request.Request, auth: str | None = None):
+    """Open `request` to the registry with its credentials (Basic, or the Bearer token a
+    401 asks for); the response, or None for a 404. SourceError for anything else."""
+    if auth:
+        request.add_header("Authorization", f"Basic {auth}")
+    for _ in range(2):
+        try:
+            return _open(request)
+        except urllib.error.HTTPError as err:
+            if err.code == 404:
+                return None
+            challenge = err.headers.get("WWW-Authenticate", "")
+            if err.code == 401 and challenge.lower().startswith("bearer") and "Bearer" not in (request.get_header("Authorization") or ""):
+                token = _bearer(challenge, auth)
+                if token:
+                    request.add_header("Authorization", f"Bearer {token}")
+                    continue
+            raise SourceError(f"registry {registry.host} answered {err.code} for {request.get_method()} {request.full_url}") from None
+        except (urllib.error.URLError, OSError) as err:
+            raise SourceError(f"cannot reach registry {registry.host}: {getattr(err, 'reason', err)}") from None
+    return None
+
+
 def manifest_exists(registry: Registry, name: str, tag: str, auth: str | None = None) -> bool:
     """HEAD /v2/<name>/manifests/<tag>: True if the registry holds the tag."""
     url = f"{registry.base_url}/v2/{name}/manifests/{tag}"
-    headers = {"Accept": _MANIFESTS}
-    if auth:
-        headers["Authorization"] = f"Basic {auth}"
-    for _ in range(2):
-        try:
-            with _open(urllib.request.Request(url, method="HEAD", headers=headers)) as response:
-                return response.status == 200
-        except urllib.error.HTTPError as err:
-            if err.code == 404:
-                return False
-            challenge = err.headers.get("WWW-Authenticate", "")
-            if err.code == 401 and challenge.lower().startswith("bearer") and "Bearer" not in headers.get("Authorization", ""):
-                token = _bearer(challenge, auth)
-                if token:
-                    headers["Authorization"] = f"Bearer {token}"
-                    continue
-            raise SourceError(f"registry {registry.host} answered {err.code} for {name}:{tag}") from None
-        except (urllib.error.URLError, OSError) as err:
-            raise SourceError(f"cannot reach registry {registry.host}: {getattr(err, 'reason', err)}") from None
-    return False
-
-
+    response = send(registry, urllib.request.Request(url, method="HEAD", headers={"Accept": _MANIFESTS}), auth)
+    if response is None:
+        return False
+    with response:
+        return response.status == 200

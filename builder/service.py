@@ -54,7 +54,7 @@ from .render import dsbuild_version
 from .source import GitSource, Source, validate_subdir
 from .limits_helper import helper_image
 from .staging import stage_build
-from .target import IN_REGISTRY, Target, decide_target
+from .target import IN_REGISTRY, ON_ENGINE, Target, decide_target
 from .workspace import Workspace
 
 
@@ -89,6 +89,7 @@ class Built:
     cached_steps: tuple[int, ...] = field(default=())
     run_steps: tuple[int, ...] = field(default=())
     lock_origin: str = ""  # where the package versions came from (plan.LockChoice.describe)
+    found: str = ""  # for a skipped build: where the image was (target.IN_REGISTRY or ON_ENGINE)
 
 
 Event = Status | BuildEvent | Built
@@ -155,7 +156,7 @@ def build(request: BuildRequest, engine: DockerEngine, workspace: Workspace | No
         yield Status("resolving", f"resolving packages as of {target.options.as_of}")
     if target.found == IN_REGISTRY:
         yield Status("skipped", f"{target.ref} is already in the registry (use --force to build again)")
-        yield Built(target.ref, "", resolved, skipped=True)
+        yield Built(target.ref, "", resolved, skipped=True, found=IN_REGISTRY)
         return
     if not target.base_id:
         yield from ensure_base(engine, target.options.base_image)
@@ -165,7 +166,7 @@ def build(request: BuildRequest, engine: DockerEngine, workspace: Workspace | No
         yield from _push(request, engine, target.ref)
         origin = (engine.image_labels(target.ref) or {}).get(LOCK_ORIGIN_LABEL, "")
         yield Built(target.ref, (engine.inspect_image(target.ref) or {}).get("Id", ""), resolved, skipped=True,
-                    lock_origin=origin)
+                    lock_origin=origin, found=ON_ENGINE)
         return
     with (locked(workspace.context_folder(target.name)) as folder,
           tempfile.TemporaryDirectory(prefix="dsbuild-src-") as tmp):
@@ -201,13 +202,15 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     known = None if the_plan.dockerfile else records.get(lock_key)
     if known is not None:
         labels[LOCK_LABEL] = known.digest
-    helper = helper_image(engine, workspace.root) if the_plan.dockerfile and request.policy.cgroup_limits else None
-    staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, request.policy,
+    policy = request.policy if engine.step_limits else replace(request.policy, cgroup_limits=False)
+    helper = helper_image(engine, workspace.root) if the_plan.dockerfile and policy.cgroup_limits else None
+    staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, policy,
                          source_hash(resolved.source)[:16], helper)
     yield Status("building", f"building {target.ref}")
     finished = None
     for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
-                              staged.policy or request.policy, staged.secrets):
+                              staged.policy or policy, staged.secrets, repository=target.ref.rpartition(":")[0],
+                              base=None if the_plan.dockerfile else options.base_image):
         finished = event if isinstance(event, BuildFinished) else finished
         yield event
     if finished is None:

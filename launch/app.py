@@ -5,6 +5,7 @@
     GET /build/PROVIDER/SPEC    the launch's event stream (text/event-stream)
     GET /badge.svg              the launch badge
     GET /health                 JSON: running builds, launches starting
+    GET /metrics                Prometheus metrics (metrics.py)
     GET /oauth_callback         authenticated mode: JupyterHub OAuth
 """
 
@@ -229,6 +230,12 @@ class HealthHandler(BaseHandler):
         self.finish(json.dumps({"status": "ok", "mode": self.config.mode, **self.launcher.stats()}))
 
 
+class MetricsHandler(BaseHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", self.launcher.metrics.content_type)
+        self.finish(self.launcher.metrics.exposition())
+
+
 class CallbackHandler(HubOAuthCallbackHandler):
     @property
     def hub_auth(self):  # type: ignore[override]
@@ -265,6 +272,7 @@ def make_app(config: LaunchConfig, launcher: Launcher | None = None) -> web.Appl
         (base + r"build/(.*)", BuildStreamHandler),
         (base + "badge.svg", BadgeHandler),
         (base + "health", HealthHandler),
+        (base + "metrics", MetricsHandler),
         (base + "oauth_callback", CallbackHandler),
     ]
     return web.Application(

@@ -7,6 +7,9 @@ launch of the same commit gets the same job and follows it: it replays the histo
 waits for what comes next. When the build ends the job leaves the registry; a later launch
 runs `build()` again, which finds the image and returns at once.
 
+With `cancel_unwatched` (builds on Kubernetes), a build that no launch follows any more
+is cancelled at its next event: its generator is closed, so the engine stops it.
+
 At most `max_builds` builds run at once; a launch that would start one more is refused
 with `TooManyBuilds`. Builds whose image already exists do not count."""
 
@@ -19,11 +22,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
-from dsbuild.builder.errors import DsbuildError
+from dsbuild.builder.errors import BuildFailed, DsbuildError
 from dsbuild.builder.service import Built, Event
 
 from .errors import TooManyBuilds
 from .events import StreamEvent, from_builder
+from .metrics import LaunchMetrics
 
 log = logging.getLogger("dsbuild.launch")
 MAX_HISTORY = 20_000  # events kept for followers; later log lines are dropped
@@ -49,6 +53,10 @@ class BuildJob:
         self.started = time.monotonic()
         self.history: list[StreamEvent] = []
         self.done = False
+        self.building = False  # a build step has started (before: queued)
+        self.followers = 0  # launch streams following it now
+        self.cancel_unwatched = False  # cancel it when the last follower leaves
+        self.cancelled = threading.Event()
         self.result: Built | None = None
         self.error: BaseException | None = None
         self._changed = asyncio.Event()
@@ -61,6 +69,7 @@ class BuildJob:
                 return
             self._elided = True
             event = StreamEvent("building", "(more build output is not shown here; see the service's log)")
+        self.building = self.building or event.step is not None
         self.history.append(event)
         self._wake()
 
@@ -75,13 +84,20 @@ class BuildJob:
     async def follow(self) -> AsyncIterator[StreamEvent]:
         """Every event from the start, then new ones as they come, until the build ends."""
         index = 0
-        while True:
-            while index < len(self.history):
-                yield self.history[index]
-                index += 1
-            if self.done:
-                return
-            await self._changed.wait()
+        self.followers += 1
+        try:
+            while True:
+                while index < len(self.history):
+                    yield self.history[index]
+                    index += 1
+                if self.done:
+                    return
+                await self._changed.wait()
+        finally:
+            self.followers -= 1
+            if self.followers == 0 and not self.done and self.cancel_unwatched:
+                log.info("nobody follows the build of %s any more: cancelling it", self.key.short)
+                self.cancelled.set()
 
     async def wait(self) -> Built:
         """The build's result; raises the build's error."""
@@ -102,13 +118,18 @@ def _post(job: BuildJob, fn: Callable, *args) -> None:
 
 
 class BuildRegistry:
-    def __init__(self, max_builds: int):
+    def __init__(self, max_builds: int, metrics: LaunchMetrics | None = None, cancel_unwatched: bool = False):
         self.max_builds = max_builds
+        self.cancel_unwatched = cancel_unwatched
         self.jobs: dict[BuildKey, BuildJob] = {}
         self.started_total = 0
+        self.metrics = metrics or LaunchMetrics()
+        self.metrics.watch_builds(lambda: self.active(building=True), lambda: self.active(building=False))
 
-    def active(self) -> int:
-        return sum(1 for job in self.jobs.values() if job.counts and not job.done)
+    def active(self, building: bool | None = None) -> int:
+        """Real builds not finished; only those building (or not yet) when `building` is given."""
+        return sum(1 for job in list(self.jobs.values())
+                   if job.counts and not job.done and building in (None, job.building))
 
     def check_capacity(self, key: BuildKey, needs_build: bool) -> None:
         """Raise TooManyBuilds if launching `key` would start one build too many."""
@@ -127,6 +148,7 @@ class BuildRegistry:
             return job, False
         self.check_capacity(key, needs_build)
         job = BuildJob(key, asyncio.get_running_loop(), counts=needs_build)
+        job.cancel_unwatched = self.cancel_unwatched
         self.jobs[key] = job
         self.started_total += 1
         thread = threading.Thread(target=self._run, args=(job, events), name=f"build {key.short}", daemon=True)
@@ -135,13 +157,17 @@ class BuildRegistry:
 
     def _run(self, job: BuildJob, events: Callable[[], Iterator[Event]]) -> None:
         result, error = None, None
+        running = events()
         try:
-            for event in events():
+            for event in running:
                 if isinstance(event, Built):
                     result = event
                 shown = from_builder(event)
                 if shown is not None:
                     _post(job, job.publish, shown)
+                if job.cancelled.is_set():
+                    running.close()  # the engine cancels the build (and removes its pod)
+                    raise BuildFailed("the build was cancelled: nobody was waiting for it")
             if result is None:
                 raise RuntimeError("the builder ended without a result")
         except BaseException as err:  # noqa: BLE001 -- handed to every follower
@@ -153,4 +179,6 @@ class BuildRegistry:
     def _finish(self, job: BuildJob, result: Built | None, error: BaseException | None) -> None:
         if self.jobs.get(job.key) is job:
             del self.jobs[job.key]
+        outcome = "failed" if error is not None else "skipped" if result and result.skipped else "built"
+        self.metrics.build_ended(outcome, time.monotonic() - job.started)
         job.finish(result, error)

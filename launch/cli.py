@@ -168,6 +168,20 @@ def register(main: click.Group, hub: click.Group) -> None:
               help="A catalog choice sent with every launch, e.g. cpu=2 or memory=4Gi; repeatable.")
 @setting(LaunchConfig, "oauth_redirect_url", envvar="JUPYTERHUB_OAUTH_CALLBACK_URL")
 @setting(LaunchConfig, "start_timeout")
+@setting(LaunchConfig, "build_on")
+@setting(LaunchConfig, "build_image", metavar="IMAGE")
+@setting(LaunchConfig, "build_namespace")
+@setting(LaunchConfig, "build_cpu")
+@setting(LaunchConfig, "build_memory")
+@setting(LaunchConfig, "build_disk")
+@setting(LaunchConfig, "build_deadline")
+@setting(LaunchConfig, "build_registry", metavar="HOST:PORT")
+@setting(LaunchConfig, "build_host_network", is_flag=True)
+@setting(LaunchConfig, "build_node_selector", metavar="KEY=VALUE",
+         help=f"{_help(LaunchConfig, 'build_node_selector')} Repeatable.")
+@setting(LaunchConfig, "build_tolerations", "--build-toleration", metavar="KEY=VALUE:EFFECT",
+         help=f"{_help(LaunchConfig, 'build_tolerations')} Repeatable.")
+@setting(LaunchConfig, "kubeconfig", type=click.Path(dir_okay=False))
 @user_errors
 def serve(ip, port, state_dir, **kw):
     """Serve launch links: build a repository and open it in JupyterLab on JupyterHub.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from traitlets import Any, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Any, Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from dsbuild.spawner.quantities import Memory
@@ -103,6 +103,30 @@ class LaunchConfig(Configurable):
                            "first; 0 for no limit.")
     registry = Unicode(None, allow_none=True, config=True,
                        help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
+    build_on = Enum(("docker", "kubernetes"), "docker", config=True,
+                    help="Where builds run: docker, the local Docker engine; kubernetes, one BuildKit pod per build "
+                         "on the cluster (needs --registry and --build-image; docs/cluster.md).")
+    build_image = Unicode("", config=True,
+                          help="Kubernetes builds: the image with buildkitd, buildctl, runc and the CNI plugins "
+                               "(tests/buildkit/image.sh builds one).")
+    build_namespace = Unicode("default", config=True, help="Kubernetes builds: the namespace of build pods and Leases.")
+    build_cpu = Unicode("2", config=True, help="Kubernetes builds: CPU limit of a build pod.")
+    build_memory = Unicode("4Gi", config=True, help="Kubernetes builds: memory limit of a build pod.")
+    build_disk = Unicode("20Gi", config=True, help="Kubernetes builds: size limit of a build pod's BuildKit folder.")
+    build_deadline = Int(3600, config=True, help="Kubernetes builds: seconds a build pod may live (activeDeadlineSeconds).")
+    build_registry = Unicode(None, allow_none=True, config=True,
+                             help="Kubernetes builds: the registry as build pods reach it (HOST:PORT). "
+                                  "Default: --registry.")
+    build_host_network = Bool(False, config=True,
+                              help="Kubernetes builds: run build pods on the node's network, for a registry on the "
+                                   "nodes' loopback address (the test cluster's). Build steps still get their own "
+                                   "network (buildkitd's CNI bridge).")
+    build_node_selector = List(Unicode(), [], config=True,
+                               help="Kubernetes builds: KEY=VALUE node labels a build pod must run on.")
+    build_tolerations = List(Unicode(), [], config=True,
+                             help="Kubernetes builds: KEY=VALUE:EFFECT taints build pods tolerate.")
+    kubeconfig = Unicode(None, allow_none=True, config=True,
+                         help="Kubernetes builds: the kubeconfig file. Default: in-cluster, else $KUBECONFIG.")
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
     token_lifetime = Int(8 * 3600, config=True, help="Seconds an anonymous user's token is valid.")
     user_prefix = Unicode(TEMPORARY_USER_PREFIX, config=True, help="Name prefix of anonymous launches' temporary users.")
@@ -153,5 +177,7 @@ class LaunchConfig(Configurable):
         if not self.hub_token:
             raise ConfigInvalid("no JupyterHub API token: set JUPYTERHUB_API_TOKEN or --hub-token-file "
                                 "(`dsbuild hub up` writes one)")
+        if self.build_on == "kubernetes" and not (self.registry and self.build_image):
+            raise ConfigInvalid("--build-on kubernetes needs --registry and --build-image")
         if self.mode == "authenticated" and not self.oauth_redirect_url:
             raise ConfigInvalid("authenticated mode needs --oauth-redirect-url (this service's /oauth_callback)")

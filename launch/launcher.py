@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +24,8 @@ from dsbuild.builder.fetch import public_url
 from dsbuild.builder.names import canonical_url, slug, source_hash
 from dsbuild.builder.service import Built, Event, build
 from dsbuild.builder.source import GitSource
+
+from dsbuild.builder.target import IN_REGISTRY
 
 from .builds import BuildRegistry
 from .config import LaunchConfig
@@ -70,7 +73,8 @@ class Launcher:
         self.config = config
         self.hub = hub
         self.preflight = preflight or Preflight(config)
-        self.registry = registry or BuildRegistry(config.max_builds)
+        self.registry = registry or BuildRegistry(config.max_builds, cancel_unwatched=config.build_on == "kubernetes")
+        self.metrics = self.registry.metrics
         self.build_fn = build_fn or self._build
         self.starting: Counter[str] = Counter()  # launches per repository key not yet ready
         self.rate = RateLimiter(config.launch_rate)
@@ -80,9 +84,18 @@ class Launcher:
         self.checking = 0  # launch pages being checked
         self.remover = UserRemover(hub)
         self.refused: Counter[str] = Counter()  # launches refused, by reason
+        self.holder = f"{socket.gethostname()}-{secrets.token_hex(4)}"  # this replica, in build Leases
 
     def _build(self, checked: Checked) -> Iterator[Event]:
-        return build(self.preflight.build_request(checked), self.preflight.engine, self.preflight.workspace)
+        def run() -> Iterator[Event]:
+            return build(self.preflight.build_request(checked), self.preflight.engine, self.preflight.workspace)
+
+        if self.config.build_on != "kubernetes":
+            return run()
+        from .kube_builds import one_build_per_image  # two replicas never build one image twice
+
+        return one_build_per_image(self.preflight.engine.api, self.config.build_namespace, checked.image,
+                                   self.holder, run)
 
     async def check(self, spec: LaunchSpec, client: str | None, reserved: int = 0) -> Checked:
         """Everything that can refuse a launch before it starts (raises a LaunchError),
@@ -98,7 +111,10 @@ class Launcher:
             checked = await asyncio.get_running_loop().run_in_executor(None, self.preflight.check, spec)
             self.registry.check_capacity(checked.key, needs_build=not checked.image_exists)
         except Exception as err:
-            self.refused[getattr(err, "reason", "internal")] += 1
+            reason = getattr(err, "reason", "internal")
+            self.refused[reason] += 1
+            if client is not None:  # the launch page's check; a stream's shows in its outcome
+                self.metrics.refused.labels(reason).inc()
             raise
         return checked
 
@@ -148,6 +164,7 @@ class Launcher:
         gave out the stream's token counted it against the client's rate already."""
         key = canonical_url(spec.url)
         self.starting[key] += 1
+        began, outcome = time.monotonic(), "closed"  # "closed": the browser left before the end
         try:
             yield StreamEvent("resolving", f"resolving {spec.display}")
             checked = await self.check(spec, None, reserved=1)
@@ -156,20 +173,27 @@ class Launcher:
                                                        needs_build=not checked.image_exists)
             if not started:
                 yield StreamEvent("building", "following the build of this commit that another launch started")
-            async for event in job.follow():
-                yield event
+            async with aclosing(job.follow()) as following:  # leaving counts at once (cancel_unwatched)
+                async for event in following:
+                    yield event
             built = await job.wait()
+            if built.found == IN_REGISTRY:
+                self.metrics.registry_skips.inc()
             starting = self._start(spec, checked, built, user)
             async with aclosing(starting):
                 async for event in starting:
+                    outcome = "ready" if event.phase == "ready" else outcome
                     yield event
         except Exception as err:  # noqa: BLE001 -- every failure ends the stream with its reason
             if isinstance(err, SourceError):  # git's own words may describe the network: log them only
                 err = RepoNotFound(safe_source_message(str(err), public_url(spec.url)))
             elif not isinstance(err, DsbuildError):
                 log.exception("launch of %s failed", spec.display)
-            yield failed(err)
+            event = failed(err)
+            outcome = event.reason or "failed"
+            yield event
         finally:
+            self.metrics.launch_ended(outcome, time.monotonic() - began)
             self.starting[key] -= 1
             if self.starting[key] <= 0:
                 del self.starting[key]

@@ -59,6 +59,17 @@ def service_git_limits(config: LaunchConfig) -> GitLimits:
     return GitLimits(protocols=tuple(config.allowed_schemes), hosts=HostGuard(tuple(config.allowed_host_networks)))
 
 
+def engine_for(config: LaunchConfig):
+    """The build engine --build-on names: the local Docker engine, or a BuildKit pod per
+    build on Kubernetes (kube_builds.py)."""
+    if config.build_on != "kubernetes":
+        return DockerEngine()
+    from .kube_api import KubeApi
+    from .kube_builds import KubernetesBuildEngine, pod_settings
+
+    return KubernetesBuildEngine(pod_settings(config), Registry(config.registry), KubeApi(config.kubeconfig))
+
+
 def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
@@ -74,7 +85,7 @@ class Preflight:
     @property
     def engine(self) -> DockerEngine:
         if self._engine is None:
-            self._engine = DockerEngine()
+            self._engine = engine_for(self.config)
         return self._engine
 
     def _lock(self, url: str) -> threading.Lock:

@@ -33,6 +33,8 @@ LOCK = "numpy==2.0.0 --hash=sha256:" + "0" * 64 + "\n"
 class FakeEngine:
     """The engine edge in memory: images by id, tags to ids, builds that always succeed."""
 
+    step_limits = True
+
     def __init__(self):
         self.images = {"sha256:base": {"Id": "sha256:base", "RootFS": {"Layers": ["l0"]},
                                        "Config": {"Labels": {BASE_PYTHONS_LABEL: "3.11=/usr/bin/python3.11",
@@ -50,7 +52,7 @@ class FakeEngine:
         info = self.inspect_image(ref)
         return None if info is None else dict(info["Config"]["Labels"])
 
-    def build(self, context, dockerfile, phases, labels, no_cache, policy=None, secrets=None):
+    def build(self, context, dockerfile, phases, labels, no_cache, policy=None, secrets=None, repository="", base=None):
         image_id = f"sha256:built{len(self.builds)}"
         self.builds.append(dict(labels))
         layers = ["l0"] + [f"{image_id}-{i}" for i in range(len(phases))]

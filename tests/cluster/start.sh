@@ -179,7 +179,7 @@ launch kube-apiserver --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --s
     --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
     --authorization-mode=Node,RBAC --anonymous-auth=false \
     --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds,ResourceQuota,NodeRestriction,PodSecurity,Priority,StorageObjectInUseProtection,PersistentVolumeClaimResize,RuntimeClass,TaintNodesByCondition,PodNodeSelector,PodTolerationRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
-    --allow-privileged=false --profiling=false
+    --allow-privileged=true --profiling=false  # privileged only where PodSecurity allows it (rootful build pods)
 wait_for kube-apiserver 120 healthz "https://127.0.0.1:$API_PORT/readyz"
 
 say "kube-controller-manager and kube-scheduler"
