@@ -104,3 +104,63 @@ def manifest_exists(registry: Registry, name: str, tag: str, auth: str | None = 
     return False
 
 
+
+
+# -- listing and deleting, for the registry's garbage collection (gc.py decides) -----
+
+
+def _get_json(registry: Registry, path: str, auth: str | None, accept: str = "application/json") -> tuple[dict, dict]:
+    """GET a registry API path; (JSON body, headers). Basic auth only (a registry the
+    cleaner owns); errors are one-line SourceErrors."""
+    headers = {"Accept": accept}
+    if auth:
+        headers["Authorization"] = f"Basic {auth}"
+    try:
+        with _open(urllib.request.Request(f"{registry.base_url}{path}", headers=headers)) as response:
+            return json.load(response), dict(response.headers)
+    except urllib.error.HTTPError as err:
+        raise SourceError(f"registry {registry.host} answered {err.code} for {path}") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise SourceError(f"cannot read {path} from registry {registry.host}: {getattr(err, 'reason', err)}") from None
+
+
+def list_repositories(registry: Registry, auth: str | None = None, page: int = 500) -> list[str]:
+    """Every repository, page by page (the registry's Link header says where the next is)."""
+    names: list[str] = []
+    path: str | None = f"/v2/_catalog?n={page}"
+    while path:
+        body, headers = _get_json(registry, path, auth)
+        names += body.get("repositories") or []
+        link = next((v for k, v in headers.items() if k.lower() == "link"), "")
+        found = re.match(r'<(/v2/_catalog\?[^>]*)>;\s*rel="next"', link)
+        path = found.group(1) if found and body.get("repositories") else None
+    return names
+
+
+def list_tags(registry: Registry, name: str, auth: str | None = None) -> list[str]:
+    return list(_get_json(registry, f"/v2/{name}/tags/list", auth)[0].get("tags") or [])
+
+
+def image_manifest(registry: Registry, name: str, tag: str, auth: str | None = None) -> tuple[str, dict, dict]:
+    """(digest, manifest, image config) of one single-platform image."""
+    manifest, headers = _get_json(registry, f"/v2/{name}/manifests/{tag}", auth, accept=_MANIFESTS)
+    digest = next((v for k, v in headers.items() if k.lower() == "docker-content-digest"), "")
+    config_digest = (manifest.get("config") or {}).get("digest")
+    config = _get_json(registry, f"/v2/{name}/blobs/{config_digest}", auth)[0] if config_digest else {}
+    return digest, manifest, config
+
+
+def delete_manifest(registry: Registry, name: str, digest: str, auth: str | None = None) -> bool:
+    """DELETE /v2/<name>/manifests/<digest>: every tag of that image goes. False if the
+    registry refuses (405: delete is not enabled)."""
+    headers = {"Authorization": f"Basic {auth}"} if auth else {}
+    url = f"{registry.base_url}/v2/{name}/manifests/{digest}"
+    try:
+        with _open(urllib.request.Request(url, method="DELETE", headers=headers)) as response:
+            return response.status in (200, 202)
+    except urllib.error.HTTPError as err:
+        if err.code == 405:
+            raise SourceError(f"registry {registry.host} does not allow deleting (storage.delete.enabled)") from None
+        return False
+    except (urllib.error.URLError, OSError) as err:
+        raise SourceError(f"cannot reach registry {registry.host}: {getattr(err, 'reason', err)}") from None
