@@ -10,6 +10,7 @@ hub.yaml:
       mode: authenticated
       hub_connect_url: http://RELEASE-hub:8081
       launch_image_prefix: registry.example.org/
+    launch: true              # the release runs `dsbuild serve` (it needs the registry)
     proxy_api_url: http://RELEASE-proxy-api:8001
     db_url: null              # default: sqlite in the hub's volume
     spawner: {node_selector: {...}, tolerations: [...]}   # a few KubeLaunchSpawner traits
@@ -30,7 +31,7 @@ from .hubconfig import HubOptions, Paths, check_options, render_hub_config
 
 SECRETS_DIR = Path("/etc/dsbuild/secrets")  # the chart's Secret, mounted read-only
 DATA_DIR = Path("/srv/jupyterhub")  # the hub's volume: its sqlite database
-KEYS = {"options", "proxy_api_url", "db_url", "spawner", "catalog"}
+KEYS = {"options", "launch", "proxy_api_url", "db_url", "spawner", "catalog"}
 # KubeLaunchSpawner traits the chart may set (placement and timing of servers).
 SPAWNER_TRAITS = {"node_selector", "tolerations", "start_timeout", "http_timeout", "image_pull_policy",
                   "image_pull_secrets", "extra_labels", "extra_annotations", "service_account"}
@@ -43,7 +44,7 @@ def cluster_options(values: dict[str, Any]) -> HubOptions:
         raise HubError("hub.yaml: the chart's hub spawns on Kubernetes (options.spawner)")
     given["spawner"] = "kubernetes"
     options = HubOptions(**given)
-    check_options(options)
+    check_options(options, launch=bool(values.get("launch", True)))
     return options
 
 

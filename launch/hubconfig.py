@@ -174,9 +174,10 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
     }
 
 
-def check_options(options: HubOptions) -> None:
-    """Refuse settings that cannot work together; the messages name the options."""
-    if options.spawner == "kubernetes" and not (options.hub_connect_url and options.launch_image_prefix):
+def check_options(options: HubOptions, launch: bool = True) -> None:
+    """Refuse settings that cannot work together; the messages name the options. Without
+    the launch service (`launch`, the chart's launch.enabled) a registry is not needed."""
+    if options.spawner == "kubernetes" and not (options.hub_connect_url and (options.launch_image_prefix or not launch)):
         raise HubError("--spawner kubernetes needs --hub-connect-url (how pods reach the hub) and --registry")
     if options.mode == "anonymous" and options.auth != "null":
         raise HubError("anonymous mode has no logins; leave --authenticator out")

@@ -33,7 +33,8 @@ if [ "$print_only" = 1 ]; then echo "$cache/helm"; exit 0; fi
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 [ -x "$GO" ] || { echo "build.sh: no Go toolchain (set GO=/path/to/go)" >&2; exit 1; }
 mkdir -p "$cache"
-stamp="$(printf '%s@%s %s' "$HELM_MODULE" "$HELM_VERSION" "$("$GO" version)" | sha256sum | cut -c1-16)"
+stamp="$( (printf '%s@%s %s\n' "$HELM_MODULE" "$HELM_VERSION" "$("$GO" version)"; sed -n '/^    ldflags/,/^    done/p' "$0") \
+    | sha256sum | cut -c1-16)"
 if [ "$force" = 1 ] || [ "$(cat "$cache/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -f "$cache/helm"
 fi
@@ -42,10 +43,18 @@ if [ ! -x "$cache/helm" ]; then
     t0=$SECONDS
     tmp="$(mktemp -d "$cache/.gobin.XXXXXX")"
     trap 'rm -rf "$tmp"' EXIT
-    # helm reads its version from these variables (internal/version); without
-    # them `helm version` says v3.x-dev and chart kubeVersion checks misjudge it.
+    # What helm's Makefile sets: its version (internal/version), and the Kubernetes
+    # version `helm template` and `helm lint` assume (1.N for the k8s.io/client-go
+    # v0.N it is built with; without it they assume 1.20 and refuse newer charts).
+    gomod="$("$GO" mod download -json "$HELM_MODULE@$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')"
+    client_go="$(awk '$1=="k8s.io/client-go" {print $2; exit}' "$gomod")"
+    k8s_minor="$(echo "$client_go" | cut -d. -f2)"
+    [ -n "$k8s_minor" ] || { echo "build.sh: no k8s.io/client-go version in $gomod" >&2; exit 1; }
     ldflags="-s -w -X $HELM_MODULE/internal/version.version=$HELM_VERSION"
     ldflags+=" -X $HELM_MODULE/internal/version.gitTreeState=clean"
+    for pkg in pkg/lint/rules pkg/chartutil; do
+        ldflags+=" -X $HELM_MODULE/$pkg.k8sVersionMajor=1 -X $HELM_MODULE/$pkg.k8sVersionMinor=$k8s_minor"
+    done
     GOBIN="$tmp" nice -n 19 "$GO" install -trimpath -ldflags "$ldflags" "$HELM_MODULE/cmd/helm@$HELM_VERSION"
     mv "$tmp/helm" "$cache/helm"
     echo "build.sh: built helm in $((SECONDS - t0))s" >&2

@@ -36,7 +36,8 @@ EVERYTHING = {  # every optional part on
     "registry": {"host": "registry.example.org:5000"},
     "hub": {"config": {"mode": "anonymous", "authenticator": None}, "db": {"url": "postgresql://hub@db/hub"}},
     "proxy": {"service": {"type": "NodePort", "nodePort": 30080}},
-    "launch": {"buildOn": "kubernetes", "publicUrl": "https://launch.example.org/"},
+    "launch": {"enabled": True, "buildOn": "kubernetes", "buildImage": "registry.example.org:5000/dsbuild-buildkit:1",
+               "publicUrl": "https://launch.example.org/"},
     "imageCleaner": {"registry": {"enabled": True, "only": "dsbuild-"}, "node": {"enabled": True}},
 }
 
@@ -65,8 +66,7 @@ def test_defaults_are_a_cluster_install_with_services(helm, tmp_path):
         ("ConfigMap", "t-dsbuild-hub"), ("Secret", "t-dsbuild"), ("ServiceAccount", "t-dsbuild-hub"),
         ("Role", "t-dsbuild-hub"), ("RoleBinding", "t-dsbuild-hub"), ("PersistentVolumeClaim", "t-dsbuild-hub-db"),
         ("Service", "t-dsbuild-hub"), ("Service", "t-dsbuild-proxy-api"), ("Service", "t-dsbuild-proxy-public"),
-        ("Service", "t-dsbuild-launch"), ("Deployment", "t-dsbuild-hub"), ("Deployment", "t-dsbuild-proxy"),
-        ("Deployment", "t-dsbuild-launch")])
+        ("Deployment", "t-dsbuild-hub"), ("Deployment", "t-dsbuild-proxy")])
     c = hub_config(objects, tmp_path)
     assert c.JupyterHub.spawner_class == "dsbuild-kube-launch"
     assert c.JupyterHub.hub_connect_url == "http://t-dsbuild-hub:8081"
@@ -79,6 +79,7 @@ def test_defaults_are_a_cluster_install_with_services(helm, tmp_path):
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert parse_catalog(c.KubeLaunchSpawner.catalog) == parse_catalog(values["catalog"])
     assert c.KubeLaunchSpawner.start_timeout == 300
+    assert c.KubeLaunchSpawner.launch_image_prefix == ""  # no launch service, no launch images
     # The servers' volumes are the spawner's, outside the release; the hub's database is kept.
     pvc = find(objects, "PersistentVolumeClaim")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
@@ -119,6 +120,9 @@ def test_everything_on(helm, tmp_path):
     assert c.JupyterHub.db_url == "postgresql://hub@db/hub" and c.JupyterHub.authenticator_class == "null"
     launch = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--build-on=kubernetes" in launch and "--mode=anonymous" in launch
+    assert "--build-image=registry.example.org:5000/dsbuild-buildkit:1" in launch and "--build-namespace=hub" in launch
+    assert {r["resources"][0] for r in find(objects, "Role", "-launch")["rules"]} == {"pods", "pods/log", "configmaps",
+                                                                                        "leases"}
     assert "--registry=registry.example.org:5000" in launch
     cleaner = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert cleaner["command"][:3] == ["dsbuild", "gc", "--registry=registry.example.org:5000"]
@@ -131,8 +135,12 @@ def test_everything_on(helm, tmp_path):
 @pytest.mark.parametrize("values, message", [
     ({"network": {"mode": "bridge"}}, 'network.mode must be services or hostNetwork, not "bridge"'),
     ({"network": {"mode": "hostNetwork"}}, "network.nodeIP is needed with network.mode=hostNetwork"),
-    ({"launch": {"buildOn": "podman"}}, 'launch.buildOn must be docker or kubernetes, not "podman"'),
+    ({"launch": {"enabled": True}}, "launch.enabled needs registry.host"),
+    ({"launch": {"enabled": True, "buildOn": "podman"}, "registry": {"host": "r:5000"}},
+     'launch.buildOn must be docker or kubernetes, not "podman"'),
     ({"imageCleaner": {"registry": {"enabled": True}}}, "imageCleaner.registry needs registry.host"),
+    ({"launch": {"enabled": True, "buildOn": "kubernetes"}, "registry": {"host": "r:5000"}},
+     "launch.buildOn=kubernetes needs launch.buildImage"),
 ])
 def test_bad_values_are_refused_in_one_line(helm, values, message):
     with pytest.raises(HelmFailed) as err:

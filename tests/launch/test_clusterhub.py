@@ -75,3 +75,11 @@ def test_reading_the_file(tmp_path):
         cluster_hub_config(path)
     with pytest.raises(HubError, match="cannot read"):
         cluster_hub_config(tmp_path / "missing.yaml")
+
+
+def test_without_the_launch_service_no_registry_is_needed(tmp_path):
+    options = {k: v for k, v in VALUES["options"].items() if k != "launch_image_prefix"}
+    with pytest.raises(HubError, match="--registry"):
+        render_cluster_config({**VALUES, "options": options})
+    c = config(tmp_path, {**VALUES, "options": options, "launch": False})
+    assert c.KubeLaunchSpawner.launch_image_prefix == ""  # launch images refused

@@ -80,6 +80,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 
 {{/* The hub's settings file, read by dsbuild.launch.clusterhub (its docstring is the format). */}}
 {{- define "dsbuild.hubYaml" -}}
+{{- if and .Values.launch.enabled (not .Values.registry.host) -}}
+{{- fail "launch.enabled needs registry.host (where dsbuild serve pushes and nodes pull)" -}}
+{{- end -}}
 {{- $options := merge (dict
       "spawner" "kubernetes"
       "hub_port" (int .Values.hub.port)
@@ -94,6 +97,7 @@ app.kubernetes.io/component: {{ index . 1 }}
       "image_pull_policy" .Values.singleuser.imagePullPolicy -}}
 {{- toYaml (dict
       "options" $options
+      "launch" .Values.launch.enabled
       "proxy_api_url" (include "dsbuild.proxyApiUrl" .)
       "db_url" .Values.hub.db.url
       "spawner" $spawner
