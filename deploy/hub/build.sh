@@ -11,7 +11,7 @@ usage() {
 Usage: deploy/hub/build.sh [--registry HOST:PORT] [--base IMAGE]
   --registry HOST:PORT  push the image there (name HOST:PORT/dsbuild-hub:TAG)
   --base IMAGE          the base image (default dsbuild-base:bookworm, made by dsbuild base)
-Environment: PYTHON (default .venv/bin/python of this checkout).
+Environment: PYTHON (default .venv/bin/python of this checkout), DSBUILD_DOCKER (the docker CLI).
 USAGE
 }
 registry="" base="dsbuild-base:bookworm"
@@ -27,7 +27,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 PYTHON="${PYTHON:-$root/.venv/bin/python}"
 [ -x "$PYTHON" ] || { echo "build.sh: no $PYTHON (run scripts/setup.sh)" >&2; exit 1; }
 # The docker CLI dsbuild builds with (DSBUILD_DOCKER, else Debian's, which needs no buildx).
-docker() { command "$("$PYTHON" -c 'from dsbuild.builder.engine import find_docker_cli; print(find_docker_cli())')" "$@"; }
+DOCKER="$("$PYTHON" -c 'from dsbuild.builder.engine import find_docker_cli; print(find_docker_cli())')"
+docker() { command "$DOCKER" "$@"; }
 docker image inspect "$base" >/dev/null 2>&1 || { echo "build.sh: no base image $base (dsbuild base)" >&2; exit 1; }
 
 # The tag: a hash of everything that goes in (the package's sources, the Dockerfile, the base).
