@@ -148,12 +148,17 @@ def test_bad_values_are_refused_in_one_line(helm, values, message):
     assert message in str(err.value)
 
 
-def test_a_bad_catalog_stops_the_hub_with_a_message_naming_it(helm, tmp_path):
-    from dsbuild.launch.errors import HubError
+def test_a_bad_catalog_stops_the_hub_with_one_line_naming_it(helm, tmp_path):
+    """The ConfigMap's jupyterhub_config.py as the hub runs it, in a Python of its own."""
+    import sys
 
-    objects = helm.template({"catalog": {"cpu": [{"limit": "lots"}]}})
-    with pytest.raises(HubError, match=r"catalog\.cpu\[0\]"):
-        hub_config(objects, tmp_path)
+    config_map = find(helm.template({"catalog": {"cpu": [{"limit": "lots"}]}}), "ConfigMap", "-hub")
+    (tmp_path / "hub.yaml").write_text(config_map["data"]["hub.yaml"])
+    code = config_map["data"]["jupyterhub_config.py"].replace("/etc/dsbuild/config/hub.yaml", str(tmp_path / "hub.yaml"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("dsbuild: hub.yaml: catalog.cpu[0].limit: 'lots' is not a CPU amount")
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.cluster
