@@ -5,19 +5,24 @@ and disk use.
 I/O, used by `dsbuild gc` and callable by the launch service (e.g. once an hour). A
 context folder being built is skipped (its lock is held); an image a container uses
 is kept (removed without --force); only images dsbuild built (its options label) are
-candidates, never base images."""
+candidates, never base images. `collect_registry_garbage` makes the same decisions for
+the images in a registry (`dsbuild gc --registry`, the Helm chart's registry cleaner)
+and deletes them through the registry API."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from . import registry as reg
+from .registry_images import ImageRef, get_blob, get_manifest
 from .engine import DockerEngine
 
 BUILT_LABEL = "io.dsbuild.options-hash"
@@ -101,16 +106,75 @@ def _remove_folder(path: Path, lock_name: str | None) -> bool:
     return True
 
 
+def iso_time(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 time as Docker and registries write it
+    ("2024-06-01T12:00:00.123456789Z", UTC); 0.0 (oldest) when missing or unreadable."""
+    try:
+        return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def registry_image_entry(host: str, name: str, tags: Sequence[str], digest: str, manifest: dict, config: dict) -> Entry | None:
+    """One image in a registry as a gc candidate (pure): keyed by NAME@DIGEST (deleting
+    it removes all its tags), dated by its build, sized by its layers. None for what
+    dsbuild did not build (no options label), and for manifest lists."""
+    labels = (config.get("config") or {}).get("Labels") or {}
+    if not digest or BUILT_LABEL not in labels or "layers" not in manifest:
+        return None
+    size = sum(int(layer.get("size") or 0) for layer in manifest["layers"])
+    return Entry(f"{name}@{digest}", iso_time(config.get("created") or ""), size,
+                 f"{host}/{name}:{','.join(sorted(tags))}")
+
+
+def registry_images(registry: reg.Registry, only: str | None = None, auth: str | None = None) -> list[Entry]:
+    """The registry's dsbuild images, tags of one digest together (I/O)."""
+    entries = []
+    for name in reg.list_repositories(registry, auth):
+        if only and not name.startswith(only):
+            continue
+        by_digest: dict[str, tuple[list[str], dict, dict]] = {}
+        for tag in reg.list_tags(registry, name, auth):
+            ref = ImageRef(registry, name, tag)
+            manifest = get_manifest(ref, follow_index=False)  # a list is no candidate (no layers)
+            if manifest is None:
+                continue
+            config_digest = (manifest.data.get("config") or {}).get("digest")
+            config = json.loads(get_blob(ref, config_digest)) if config_digest else {}
+            by_digest.setdefault(manifest.digest, ([], manifest.data, config))[0].append(tag)
+        for digest, (tags, manifest, config) in by_digest.items():
+            entry = registry_image_entry(registry.host, name, tags, digest, manifest, config)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def collect_registry_garbage(registry: reg.Registry, policy: GcPolicy = GcPolicy(), now: float | None = None,
+                             auth: str | None = None) -> GcReport:
+    """Delete the registry's dsbuild images that `policy` says are old or over budget
+    (sizes add up each image's layers, so shared layers count more than once). The
+    registry frees the blobs at its own garbage-collect."""
+    now = time.time() if now is None else now
+    report = GcReport()
+    images = registry_images(registry, policy.only_images, auth)
+    removals = plan_removals(images, now, policy.max_age, policy.max_bytes)
+    report.kept = len(images) - len(removals)
+    for entry in removals:
+        name, digest = entry.key.split("@", 1)
+        if policy.dry_run or reg.delete_manifest(registry, name, digest, auth):
+            report.removed.append(entry)
+            report.freed += entry.size
+    return report
+
+
 def dsbuild_images(engine: DockerEngine, only: str | None = None) -> list[Entry]:
     filters = [f"label={BUILT_LABEL}"] + ([f"reference={only}"] if only else [])
     entries: dict[str, Entry] = {}
     in_use = engine.images_in_use()  # kept whatever their age: a container is made from them
     for ref in engine.image_refs(filters):
         info = engine.inspect_image(ref) or {}
-        created = info.get("Created", "")[:19]
-        when = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S").timestamp() if created else 0.0
         if info.get("Id") not in in_use:
-            entries[ref] = Entry(ref, when, int(info.get("Size") or 0), ref)
+            entries[ref] = Entry(ref, iso_time(info.get("Created", "")), int(info.get("Size") or 0), ref)
     return list(entries.values())
 
 

@@ -110,3 +110,56 @@ def manifest_exists(registry: Registry, name: str, tag: str, auth: str | None = 
         return False
     with response:
         return response.status == 200
+
+
+# -- listing and deleting, for the registry's garbage collection (gc.py decides) -----
+_JSON_CAP = 4 * 2**20
+
+
+def _get_json(registry: Registry, path: str, auth: str | None) -> tuple[dict, dict]:
+    """GET a registry API path (capped); (JSON body, headers), ({}, {}) for a 404."""
+    request = urllib.request.Request(f"{registry.base_url}{path}", headers={"Accept": "application/json"})
+    response = send(registry, request, auth)
+    if response is None:
+        return {}, {}
+    with response:
+        data = response.read(_JSON_CAP + 1)
+        headers = {k.lower(): v for k, v in response.headers.items()}
+    if len(data) > _JSON_CAP:
+        raise SourceError(f"registry {registry.host} answered more than {_JSON_CAP} bytes for {path}")
+    try:
+        return json.loads(data), headers
+    except ValueError:
+        raise SourceError(f"registry {registry.host} answered something that is not JSON for {path}") from None
+
+
+def list_repositories(registry: Registry, auth: str | None = None, page: int = 500) -> list[str]:
+    """Every repository, page by page (the registry's Link header says where the next is)."""
+    names: list[str] = []
+    path: str | None = f"/v2/_catalog?n={page}"
+    while path:
+        body, headers = _get_json(registry, path, auth)
+        names += body.get("repositories") or []
+        found = re.match(r'<(/v2/_catalog\?[^>]*)>;\s*rel="next"', headers.get("link", ""))
+        path = found.group(1) if found and body.get("repositories") else None
+    return names
+
+
+def list_tags(registry: Registry, name: str, auth: str | None = None) -> list[str]:
+    return list(_get_json(registry, f"/v2/{name}/tags/list", auth)[0].get("tags") or [])
+
+
+def delete_manifest(registry: Registry, name: str, digest: str, auth: str | None = None) -> bool:
+    """DELETE /v2/<name>/manifests/<digest>: every tag of that image goes; False if it
+    was gone already. A registry without delete enabled answers 405: one-line error."""
+    url = f"{registry.base_url}/v2/{name}/manifests/{digest}"
+    try:
+        response = send(registry, urllib.request.Request(url, method="DELETE"), auth)
+    except SourceError as err:
+        if " 405 " in str(err):
+            raise SourceError(f"registry {registry.host} does not allow deleting (storage.delete.enabled)") from None
+        raise
+    if response is None:
+        return False
+    with response:
+        return response.status in (200, 202)

@@ -83,8 +83,9 @@ def _call(ref: ImageRef, path: str, method: str = "GET", headers: dict | None = 
                 docker_auth(ref.registry.host))
 
 
-def get_manifest(ref: ImageRef) -> Manifest | None:
-    """The image manifest (an index is followed to its linux/amd64 entry); None if missing."""
+def get_manifest(ref: ImageRef, follow_index: bool = True) -> Manifest | None:
+    """The image manifest (an index is followed to its linux/amd64 entry unless
+    `follow_index` is false); None if missing."""
     accept = ", ".join(_MANIFEST_TYPES + _INDEX_TYPES)
     response = _call(ref, f"manifests/{ref.reference}", headers={"Accept": accept})
     if response is None:
@@ -92,7 +93,7 @@ def get_manifest(ref: ImageRef) -> Manifest | None:
     with response:
         manifest = Manifest(_read(response, _META_CAP, f"the manifest of {ref}"),
                             response.headers.get("Content-Type", "").split(";")[0])
-    if manifest.media_type in _INDEX_TYPES or "manifests" in manifest.data:
+    if follow_index and (manifest.media_type in _INDEX_TYPES or "manifests" in manifest.data):
         entries = [m for m in manifest.data.get("manifests", [])
                    if (m.get("platform") or {}).get("architecture") in ("amd64", None)
                    and m.get("mediaType") in _MANIFEST_TYPES]

@@ -1,4 +1,4 @@
-"""gc: remove old git mirrors, build contexts and images."""
+"""gc: remove old git mirrors, build contexts, images and build cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import click
 from rich.text import Text
 
 from dsbuild.builder.engine import DockerEngine
-from dsbuild.builder.gc import GcPolicy, collect_garbage, parse_age, parse_bytes
+from dsbuild.builder.gc import GcPolicy, collect_garbage, collect_registry_garbage, parse_age, parse_bytes
+from dsbuild.builder.registry import Registry, docker_auth
 from dsbuild.builder.workspace import cache_dir
 
 from .group import main
@@ -27,10 +28,14 @@ def _convert(parse, value, name):
 @click.option("--images/--no-images", default=True, show_default=True, help="Also remove images dsbuild built (never base images, never images a container uses).")
 @click.option("--build-cache/--no-build-cache", default=True, show_default=True,
               help="Also prune the engine's BuildKit cache (layers and package caches) by the same age and size; not with --only or --dry-run.")
-@click.option("--only", metavar="PATTERN", help="Only images whose name matches this `docker images --filter reference=` pattern.")
+@click.option("--only", metavar="PATTERN", help="Only images whose name matches this `docker images --filter reference=` "
+              "pattern (with --registry: whose repository name starts with it).")
+@click.option("--registry", metavar="HOST:PORT",
+              help="Collect the dsbuild images in this registry instead, through its API (it needs delete enabled; "
+                   "its own garbage-collect then frees the disk). Credentials: the Docker config's.")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
 @user_errors
-def gc_command(max_age, max_disk, images, build_cache, only, dry_run):
+def gc_command(max_age, max_disk, images, build_cache, only, registry, dry_run):
     """Remove old git mirrors, build contexts and images dsbuild made, and trim the
     engine's build cache.
 
@@ -40,16 +45,24 @@ def gc_command(max_age, max_disk, images, build_cache, only, dry_run):
     uses, is kept. The build cache (BuildKit's layers and the per-source package caches,
     which grow with every repository built) is pruned by the same age, then down to
     --max-disk. The launch service can run the same collection on a timer.
+
+    \b
+    With --registry, the same rules for the images dsbuild pushed to a registry:
+      dsbuild gc --registry registry.example.org:5000 --max-age 14d --max-disk 200g
     """
     policy = GcPolicy(
         max_age=_convert(parse_age, max_age, "--max-age"),
         max_bytes=_convert(parse_bytes, max_disk, "--max-disk"),
         images=images, only_images=only, build_cache=build_cache and not only, dry_run=dry_run,
     )
-    engine = DockerEngine() if images or build_cache else None
-    if engine is not None:
-        engine.ping()
-    report = collect_garbage(cache_dir(), engine, policy)
+    if registry:
+        target = Registry(registry)
+        report = collect_registry_garbage(target, policy, auth=docker_auth(target.host))
+    else:
+        engine = DockerEngine() if images or policy.build_cache else None
+        if engine is not None:
+            engine.ping()
+        report = collect_garbage(cache_dir(), engine, policy)
     verb = "would remove" if dry_run else "removed"
     for entry in report.removed:
         click.echo(entry.label)

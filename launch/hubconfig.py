@@ -97,16 +97,18 @@ class HubOptions(Configurable):
 
 
 class Paths:
-    """The files of one local hub, all in its state folder."""
+    """The files of one hub: all in its state folder for the local hub; on Kubernetes
+    (the Helm chart) the secrets are a mounted Secret, the rest the hub's volume."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, secrets: Path | None = None):
         self.root = root
+        secrets = secrets or root
         self.config = root / "jupyterhub_config.py"
         self.db = root / "jupyterhub.sqlite"
-        self.cookie_secret = root / "cookie_secret"
-        self.proxy_token = root / "proxy_token"
-        self.service_token = root / "service_token"
-        self.password = root / "password"
+        self.cookie_secret = secrets / "cookie_secret"
+        self.proxy_token = secrets / "proxy_token"
+        self.service_token = secrets / "service_token"
+        self.password = secrets / "password"
         self.hub_pid = root / "jupyterhub.pid"
         self.proxy_pid = root / "proxy.pid"
         self.hub_log = root / "jupyterhub.log"
@@ -120,8 +122,12 @@ def default_catalog() -> Catalog:
     return parse_catalog(yaml.safe_load(read_template("local-catalog.yaml.j2")))
 
 
-def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_ip: str) -> str:
-    """jupyterhub_config.py for the local hub (pure). Values are Python literals."""
+def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_ip: str, *,
+                      proxy_api_url: str | None = None, db_url: str | None = None,
+                      kube_settings: dict | None = None) -> str:
+    """jupyterhub_config.py for the local hub, or the chart's hub with `proxy_api_url`,
+    `db_url` and more KubeLaunchSpawner traits (`kube_settings`) (pure). Values are
+    Python literals."""
     lit = python_literal
     anonymous = options.mode == "anonymous"
     culler = [f"--timeout={options.cull_timeout}", "--cull-every=60"] + (["--cull-users=true"] if anonymous else [])
@@ -133,9 +139,9 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
         bind_url=lit(f"http://{options.ip}:{options.port}/"),
         hub_bind_url=lit(f"http://{hub_ip}:{options.hub_port}"),
         hub_connect_url=lit(options.hub_connect_url) if options.hub_connect_url else None,
-        proxy_api_url=lit(f"http://127.0.0.1:{options.proxy_api_port}"),
+        proxy_api_url=lit(proxy_api_url or f"http://127.0.0.1:{options.proxy_api_port}"),
         proxy_token_file=lit(str(paths.proxy_token)),
-        db_url=lit(f"sqlite:///{paths.db}"),
+        db_url=lit(db_url or f"sqlite:///{paths.db}"),
         cookie_secret_file=lit(str(paths.cookie_secret)),
         authenticator=options.auth if known else "custom",
         authenticator_literal=lit(options.auth),
@@ -151,6 +157,8 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
         oauth_client_id=lit("service-dsbuild"),
         access_scope=lit("access:services!service=dsbuild"),
         culler_args=lit(culler),
+        kube_settings=[(name, python_literal(value, 4)) for name, value in sorted((kube_settings or {}).items())
+                       if name.isidentifier()],
     )
 
 
@@ -180,9 +188,10 @@ def firewall_chain(options: HubOptions) -> str | None:
     return chain_name(options.network_name) if fenced else None
 
 
-def check_options(options: HubOptions) -> None:
-    """Refuse settings that cannot work together; the messages name the options."""
-    if options.spawner == "kubernetes" and not (options.hub_connect_url and options.launch_image_prefix):
+def check_options(options: HubOptions, launch: bool = True) -> None:
+    """Refuse settings that cannot work together; the messages name the options. Without
+    the launch service (`launch`, the chart's launch.enabled) a registry is not needed."""
+    if options.spawner == "kubernetes" and not (options.hub_connect_url and (options.launch_image_prefix or not launch)):
         raise HubError("--spawner kubernetes needs --hub-connect-url (how pods reach the hub) and --registry")
     if options.mode == "anonymous" and options.auth != "null":
         raise HubError("anonymous mode has no logins; leave --authenticator out")

@@ -216,6 +216,14 @@ node_drain() {  # delete the node's pods while kubelet and API server run: a cle
 
 node_cleanup() {  # after the processes stopped (or died): what they left on the machine
     local pid mnt ns cg
+    # The real node is machine-wide: while another cluster runs it, a cluster started
+    # with --no-node (or while the other had it) leaves it alone.
+    if [ -f "$NODE_OWNER_FILE" ] && [ "$(cat "$NODE_OWNER_FILE")" != "$RUN_DIR" ]; then
+        local other; other="$(cat "$NODE_OWNER_FILE")"
+        for pid in "$other/pids/kubelet.pid" "$other/pids/containerd.pid"; do
+            [ -f "$pid" ] && kill -0 "$(cat "$pid")" 2>/dev/null && return 0
+        done
+    fi
     # Shims of our containerd (by its socket), and the processes of the node's pods (by cgroup).
     for pid in $(grep -l -s -F -- "$CONTAINERD_SOCK" /proc/[0-9]*/cmdline | cut -d/ -f3); do
         kill -KILL "$pid" 2>/dev/null && say "killed a leftover containerd shim ($pid)"
