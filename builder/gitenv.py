@@ -174,11 +174,10 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
 
     def drain() -> None:  # keep the last 64 KiB of stderr; never let git block on it
         while chunk := process.stderr.read1(65536):
-            seen = b"".join(stderr_chunks[-1:])[-200:] + chunk
+            count = fetched_objects(b"".join(stderr_chunks[-1:])[-200:] + chunk) if watch is not None else 0
             stderr_chunks[:] = [b"".join(stderr_chunks[-1:])[-65536:], chunk]
-            counts = [int(n) for n in _OBJECTS.findall(seen)] if watch is not None else []
-            if counts and max(counts) > limits.max_fetch_objects and not stopped:
-                stopped.append(f"the repository has {max(counts)} objects to fetch, more than this builder takes "
+            if count > limits.max_fetch_objects and not stopped:
+                stopped.append(f"the repository has {count} objects to fetch, more than this builder takes "
                                f"({limits.max_fetch_objects})")
                 _kill(process)
 
@@ -206,6 +205,11 @@ def _run(args: Sequence[str], limits: GitLimits, cwd: Path | None, watch: Path |
         log.info("git %s failed (%s): %s", args[0], code, err.strip()[-2000:])
         raise GitFailed(describe_failure(err), err)
     return subprocess.CompletedProcess(cmd, code, out, err.encode())
+
+
+def fetched_objects(progress: bytes) -> int:
+    """The largest object count in git's own progress lines (pure); 0 when there is none."""
+    return max((int(n) for n in _OBJECTS.findall(progress)), default=0)
 
 
 def _kill(process: subprocess.Popen) -> None:

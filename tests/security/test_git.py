@@ -196,3 +196,13 @@ def test_the_requester_is_told_the_object_limit_as_it_is():
 
     message = "the repository has 3001 objects to fetch, more than this builder takes (1000)"
     assert safe_source_message(message, "https://example.org/r.git") == message
+
+
+def test_only_gits_own_progress_counts_not_the_servers():
+    from dsbuild.builder.gitenv import fetched_objects
+
+    progress = (b"remote: Enumerating objects: 5, done.\rremote: Receiving objects:  1% (1/9)\r"
+                b"Receiving objects:   0% (1/3001)\rReceiving objects:  10% (301/3001)\r")
+    assert fetched_objects(progress) == 3001
+    assert fetched_objects(b"remote: Receiving objects:  1% (1/999999)\n") == 0  # the server's words
+    assert fetched_objects(b"Unpacking objects: 100% (12/12), done.\n") == 12
