@@ -65,6 +65,14 @@ def private_buildkitd(registry: Registry, bin_dir: Path) -> Iterator[str]:
         _remove(folder / "root")
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run(["ip", "link", "delete", f"dsbk{tag}"], capture_output=True)
+        _remove_ipam_state()
+
+
+def _remove_ipam_state() -> None:
+    """The CNI host-local state of buildkitd's "buildkit" network, once no address is held."""
+    state = Path("/var/lib/cni/networks/buildkit")
+    if state.is_dir() and all(p.name == "lock" or p.name.startswith("last_reserved_ip") for p in state.iterdir()):
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def _wait(process: subprocess.Popen, bin_dir: Path, socket: str, folder: Path) -> None:

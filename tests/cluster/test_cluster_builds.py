@@ -74,7 +74,7 @@ def launch_config(cluster: Kubectl, real_node: realnode.RealNode, image: str, na
 
 
 def build_pods(cluster: Kubectl, namespace: str) -> list[dict]:
-    return (cluster.get("pods", namespace=namespace, selector=f"{ROLE_LABEL}={ROLE}") or {}).get("items", [])
+    return cluster.get("pods", namespace=namespace, selector=f"{ROLE_LABEL}={ROLE}") or []
 
 
 def test_a_launch_link_builds_in_a_pod_pushes_and_the_pod_is_gone(cluster, real_node, build_image, build_namespace,
