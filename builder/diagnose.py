@@ -20,7 +20,23 @@ def uv_failure(tail: tuple[str, ...]) -> str | None:
     return errors[-1].lstrip("×").strip() if errors else None
 
 
+# What Docker 20.10's BuildKit says when its cache points at layers that are gone (after
+# an engine crash, or images removed under it): every build that reuses them fails.
+_DAMAGED_CACHE = ("layer does not exist", "/committed: no such file or directory")
+
+
+def damaged_cache(lines: tuple[str, ...] | list[str]) -> str | None:
+    """One line for a build the engine's damaged cache broke, or None."""
+    for line in lines:
+        if any(mark in line for mark in _DAMAGED_CACHE):
+            return ("the engine's build cache is damaged (it refers to layers that are gone); "
+                    "`dsbuild gc` or `docker builder prune` clears it, or build with --no-cache")
+    return None
+
+
 def explain_failure(failure: StepFailed) -> str:
+    if damaged := damaged_cache((failure.message, *failure.tail)):
+        return damaged
     phase = failure.phase
     code = f" (exit code {failure.exit_code})" if failure.exit_code is not None else ""
     if phase in ("jupyter", "dependencies", "repository") and (reason := uv_failure(failure.tail)):

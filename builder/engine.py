@@ -299,9 +299,11 @@ def _last_line(data: bytes) -> str:
 
 
 def _build_error(failure: StepFailed | None, tail: list[str]) -> BuildFailed:
-    from .diagnose import explain_failure
+    from .diagnose import damaged_cache, explain_failure
 
     if failure is None:
+        if damaged := damaged_cache(tail):
+            return BuildFailed(damaged, tuple(tail))
         last = next((line for line in reversed(tail) if line.strip()), "the build stopped")
         return BuildFailed(f"build failed: {last.removeprefix('error: ')}", tuple(tail))
     return BuildFailed(explain_failure(failure), failure.tail)

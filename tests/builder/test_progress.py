@@ -49,3 +49,13 @@ def test_a_step_that_failed_before_any_output_is_explained_by_the_engines_messag
     message = "failed to prepare abc: open /var/lib/docker/overlay2/x/committed: no such file or directory"
     failure = StepFailed(8, "environment files", message, None, ())
     assert explain_failure(failure) == f"build step 8 (environment files) failed: {message}"
+
+
+def test_a_damaged_build_cache_is_named_with_what_clears_it():
+    message = ("failed to prepare abc: open /var/lib/docker/overlay2/abc/committed: "
+               "no such file or directory")
+    failure = StepFailed(5, "dependencies", message, None, ())
+    explained = explain_failure(failure)
+    assert explained.startswith("the engine's build cache is damaged") and "docker builder prune" in explained
+    ordinary = StepFailed(5, "dependencies", "exit code: 1", 1, ("error: no such file or directory: x.txt",))
+    assert "damaged" not in explain_failure(ordinary)
