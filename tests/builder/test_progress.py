@@ -46,7 +46,7 @@ def test_uv_failure_reads_tty_style_output():
 
 
 def test_a_step_that_failed_before_any_output_is_explained_by_the_engines_message():
-    message = "failed to prepare abc: open /var/lib/docker/overlay2/x/committed: no such file or directory"
+    message = "failed to create shim: OCI runtime create failed: runc create failed: unable to start container process"
     failure = StepFailed(8, "environment files", message, None, ())
     assert explain_failure(failure) == f"build step 8 (environment files) failed: {message}"
 
