@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
@@ -29,11 +30,13 @@ import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import yaml
 
 from benchmarks.node_timing import PodWatch, Start, time_start
 from dsbuild.launch.hubapi import HubClient
+from dsbuild.launch import localhub
 from dsbuild.launch.localhub import hub_down
 from tests.cluster import nodehub, realnode
 from tests.cluster.kube import Kubectl
@@ -159,8 +162,21 @@ async def run_against_hub(hub, kubectl: Kubectl, run_id: str, repetitions: int, 
             await watch.close()
 
 
+@contextlib.contextmanager
+def spawner_setting(name: str, value: float | None):
+    """`dsbuild hub up` writing one more KubeLaunchSpawner setting into the hub's
+    configuration (for comparing a setting's values; `hub up` has no option for it)."""
+    if value is None:
+        yield
+        return
+    original = localhub.render_hub_config
+    with mock.patch.object(localhub, "render_hub_config",
+                           lambda *a, **kw: original(*a, **kw) + f"\nc.KubeLaunchSpawner.{name} = {value!r}\n"):
+        yield
+
+
 def run(node: realnode.RealNode, kubectl: Kubectl, folder: Path, run_id: str, repetitions: int,
-        images: list[str]) -> dict:
+        images: list[str], ready_check_interval: float | None = None) -> dict:
     catalog = {k: v for k, v in realnode.catalog(images[0]).items() if k != "data_volumes"}
     catalog["environments"] = {name: {"image": image, "display_name": name}
                                for name, image in zip(("one", "two"), images, strict=True)}
@@ -169,9 +185,10 @@ def run(node: realnode.RealNode, kubectl: Kubectl, folder: Path, run_id: str, re
     nodehub.pin_to_real_node(kubectl)
     hub = None
     try:
-        hub = nodehub.start_hub(folder, node.registry, hub_kubeconfig, folder / "catalog.yaml", uuid.uuid4().hex,
-                                mode="authenticated", authenticator="dummy",
-                                service_url=f"http://127.0.0.1:{nodehub.free_port()}/")
+        with spawner_setting("ready_check_interval", ready_check_interval):
+            hub = nodehub.start_hub(folder, node.registry, hub_kubeconfig, folder / "catalog.yaml",
+                                    uuid.uuid4().hex, mode="authenticated", authenticator="dummy",
+                                    service_url=f"http://127.0.0.1:{nodehub.free_port()}/")
         return asyncio.run(run_against_hub(hub, kubectl, run_id, repetitions, node.registry, images))
     finally:
         if hub is not None:
@@ -204,6 +221,9 @@ def print_table(result: dict) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.node", description=__doc__.split("\n\n")[1])
     parser.add_argument("--repetitions", type=int, default=5, help="starts of each kind with the image cached")
+    parser.add_argument("--ready-check-interval", type=float, default=None,
+                        help="DsbuildSpawner.ready_check_interval for the hub (0: KubeSpawner's and JupyterHub's "
+                             "own backoff waits); default: the spawner's default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     env = realnode.cluster_env(RUN_DIR)
@@ -216,7 +236,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="dsbuild-bench-node-") as tmp:
         try:
             images = build_images(Path(tmp), node.registry, run_id)
-            result = run(node, kubectl, Path(tmp), run_id, args.repetitions, images)
+            result = run(node, kubectl, Path(tmp), run_id, args.repetitions, images, args.ready_check_interval)
         finally:
             for image in images:
                 done = subprocess.run(["docker", "image", "rm", image], capture_output=True, text=True, check=False)
