@@ -1,33 +1,45 @@
 """python -m benchmarks.node [--repetitions N]
 
-Spawns on the test cluster's real node (tests/cluster/node.sh) through
-DsbuildSpawner and measures, from the spawn request to JupyterLab answering
-`GET /api/status` on the pod's IP: the first start of an image the node has
-never pulled, and starts with the image already on the node. Then builds a
-second repository (same JupyterLab layer, other files) and counts the bytes
-the node pulls for it against its image's size. Needs the cluster running with
-its node (tests/cluster/start.sh); removes what it makes, not the cluster.
+Spawns on the test cluster's real node (tests/cluster/node.sh) through the hub
+on Kubernetes (`dsbuild hub up --spawner kubernetes`: JupyterHub,
+configurable-http-proxy, KubeLaunchSpawner) and times, from the spawn request
+(POST /hub/api/users/NAME/server) to JupyterLab answering
+`GET /user/NAME/api/status` THROUGH THE PROXY with the user's token: the first
+start of an image the node has never pulled; starts of a new user with the
+image on the node (a new home volume, filled by home-init); and stops and
+starts of a returning user. Beside each: when JupyterLab first answered on the
+pod's own IP, and where the time went (pod created, scheduled, home-init,
+container started), from a watch on the pods. Then builds a second repository
+(same JupyterLab layer, other files) and counts the bytes the node pulls for
+it against its image's size. Needs the cluster running with its node
+(tests/cluster/start.sh, under the real node's lock); removes what it makes,
+not the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
+from unittest import mock
 
-from tests.cluster import realnode
-from tests.cluster.hub import make_spawner, spawn
+import yaml
+
+from benchmarks.node_timing import PodWatch, Start, time_start
+from dsbuild.launch.hubapi import HubClient
+from dsbuild.launch import localhub
+from dsbuild.launch.localhub import hub_down
+from tests.cluster import nodehub, realnode
 from tests.cluster.kube import Kubectl
-from tests.cluster.test_real_node import LAB_ARGS, wait_for_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_DIR = ROOT / ".run" / "cluster"
@@ -56,56 +68,162 @@ def node_content() -> set[str]:
     return set(out.split())
 
 
-def setup_namespace(kubectl: Kubectl, name: str, folder: Path, node: str) -> None:
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    (folder / "datasets").mkdir()
-    kubectl.apply(realnode.data_volume(f"bench-{name}", folder / "datasets", node))
-    kubectl.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                   "metadata": {"name": realnode.DATA_CLAIM, "namespace": name},
-                   "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": f"bench-{name}",
-                            "resources": {"requests": {"storage": "1Gi"}}}})
-    kubectl.wait_for(lambda: kubectl.get("serviceaccount", "default", namespace=name), "default service account")
+def build_images(folder: Path, registry: str, run_id: str) -> list[str]:
+    """Two repositories built and pushed the production way: the second has the
+    same JupyterLab layer and one more notebook."""
+    images = []
+    for which in ("one", "two"):
+        repo = realnode.make_repo(folder / which)
+        if which == "two":
+            (repo / "notebooks" / "second.ipynb").write_text(realnode.notebook_json("Second repository."))
+            subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+            subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b.invalid",
+                            "commit", "-qm", "second notebook"], check=True)
+        say(f"building and pushing repository {which}")
+        images.append(realnode.build_and_push(repo, registry, f"dsbuild-bench-node-{which}-{run_id}"))
+    return images
 
 
-async def spawn_to_ready(node: realnode.RealNode, image: str, user: str, namespace: str) -> float:
-    spawner = make_spawner(user, namespace, catalog=realnode.catalog(image), **node.spawner_config(
-        cmd=["jupyter", "lab"], args=LAB_ARGS))
-    t0 = time.perf_counter()
-    url = await spawn(spawner, {})
-    await asyncio.to_thread(wait_for_lab, url, 300)
-    took = time.perf_counter() - t0
-    await spawner.stop()
-    return took
+class Bench:
+    """The hub's REST API with its service's token (dsbuild serve's role): users,
+    their tokens, starts and stops."""
+
+    def __init__(self, hub, watch: PodWatch):
+        token = (hub.state_dir / "service_token").read_text().strip()
+        self.api = HubClient(hub.hub_url + "hub/api/", token, timeout=120)
+        self.hub_url = hub.hub_url
+        self.watch = watch
+        self.tokens: dict[str, str] = {}
+
+    async def new_user(self, name: str) -> None:
+        await self.api.create_user(name)
+        self.tokens[name] = await self.api.create_token(name, 3600, "benchmarks/node.py",
+                                                        [f"access:servers!user={name}"])
+
+    async def start(self, name: str, environment: str) -> Start:
+        return await time_start(self.api, self.watch, self.hub_url, name, self.tokens[name],
+                                {"environment": environment})
+
+    async def stop(self, name: str) -> None:
+        await self.api.stop_server(name)
+        for _ in range(600):
+            user = await self.api.get_user(name)
+            if not (user or {}).get("servers") and not self.watch.has_pod(name):
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"the server of {name} did not stop")
+
+    async def remove_users(self) -> None:
+        for name in self.tokens:
+            await self.api.stop_server(name)
+        for name in self.tokens:
+            await self.stop(name)
+            await self.api.delete_user(name)
 
 
-async def measure(node, kubectl, images, namespace, repetitions) -> dict:
-    from kubernetes_asyncio.config import kube_config
-    from kubespawner import KubeSpawner
-    from kubespawner.clients import load_config
+async def measure(bench: Bench, run_id: str, repetitions: int, registry: str, second_image: str) -> dict:
+    first = f"b{run_id}-first"
+    await bench.new_user(first)
+    say("first start: the node pulls the image")
+    result: dict = {"first_pull": (await bench.start(first, "one")).as_dict()}
+    await bench.stop(first)
+    result["new_user"], result["returning_user"] = [], []
+    for i in range(repetitions):
+        say(f"new user {i + 1}/{repetitions}, image on the node")
+        name = f"b{run_id}-new{i}"
+        await bench.new_user(name)
+        result["new_user"].append((await bench.start(name, "one")).as_dict())
+        await bench.stop(name)
+    for i in range(repetitions):
+        say(f"returning user, start {i + 1}/{repetitions}, image on the node")
+        result["returning_user"].append((await bench.start(first, "one")).as_dict())
+        await bench.stop(first)
+    before, second_layers = node_content(), layers(registry, second_image)
+    say("the second repository's first start")
+    second = f"b{run_id}-second"
+    await bench.new_user(second)
+    result["second_repo_first_start"] = (await bench.start(second, "two")).as_dict()
+    await bench.stop(second)
+    result["second_repo_bytes"] = sum(second_layers.values())
+    result["second_repo_pulled_bytes"] = sum(size for digest, size in second_layers.items() if digest not in before)
+    return result
 
-    kube_config.KUBE_CONFIG_DEFAULT_LOCATION = str(kubectl.kubeconfig)
-    load_config.cache_clear()
+
+async def run_against_hub(hub, kubectl: Kubectl, run_id: str, repetitions: int, registry: str, images) -> dict:
+    watch = PodWatch(kubectl.kubeconfig, nodehub.NAMESPACE)
+    await watch.start()
+    bench = Bench(hub, watch)
     try:
-        say("first start: the node pulls the image")
-        first = await spawn_to_ready(node, images[0], "first", namespace)
-        cached = []
-        for i in range(repetitions):
-            say(f"start {i + 1}/{repetitions} with the image on the node")
-            cached.append(await spawn_to_ready(node, images[0], f"cached{i}", namespace))
-        before = node_content()
-        second_layers = layers(node.registry, images[1])
-        say("the second repository's first start")
-        second = await spawn_to_ready(node, images[1], "second", namespace)
-        pulled = sum(size for digest, size in second_layers.items() if digest not in before)
+        return await measure(bench, run_id, repetitions, registry, images[1])
     finally:
-        await KubeSpawner._stop_all_reflectors()
-    return {"first_pull_s": first, "cached_s": cached, "second_repo_first_start_s": second,
-            "second_repo_bytes": sum(second_layers.values()), "second_repo_pulled_bytes": pulled}
+        try:
+            await bench.remove_users()
+        finally:
+            await watch.close()
+
+
+@contextlib.contextmanager
+def spawner_setting(name: str, value: float | None):
+    """`dsbuild hub up` writing one more KubeLaunchSpawner setting into the hub's
+    configuration (for comparing a setting's values; `hub up` has no option for it)."""
+    if value is None:
+        yield
+        return
+    original = localhub.render_hub_config
+    with mock.patch.object(localhub, "render_hub_config",
+                           lambda *a, **kw: original(*a, **kw) + f"\nc.KubeLaunchSpawner.{name} = {value!r}\n"):
+        yield
+
+
+def run(node: realnode.RealNode, kubectl: Kubectl, folder: Path, run_id: str, repetitions: int,
+        images: list[str], ready_check_interval: float | None = None) -> dict:
+    catalog = {k: v for k, v in realnode.catalog(images[0]).items() if k != "data_volumes"}
+    catalog["environments"] = {name: {"image": image, "display_name": name}
+                               for name, image in zip(("one", "two"), images, strict=True)}
+    (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog))
+    hub_kubeconfig = nodehub.write_hub_kubeconfig(kubectl, folder / "hub-kubeconfig")
+    nodehub.pin_to_real_node(kubectl)
+    hub = None
+    try:
+        with spawner_setting("ready_check_interval", ready_check_interval):
+            hub = nodehub.start_hub(folder, node.registry, hub_kubeconfig, folder / "catalog.yaml",
+                                    uuid.uuid4().hex, mode="authenticated", authenticator="dummy",
+                                    service_url=f"http://127.0.0.1:{nodehub.free_port()}/")
+        return asyncio.run(run_against_hub(hub, kubectl, run_id, repetitions, node.registry, images))
+    finally:
+        if hub is not None:
+            hub_down(hub.state_dir, say=say)
+        nodehub.unpin(kubectl)
+        nodehub.remove_hub_account(kubectl)
+
+
+def print_table(result: dict) -> None:
+    def row(what: str, starts: list[dict]) -> None:
+        for key, where in (("proxy_s", "through the proxy"), ("pod_ip_s", "on the pod IP")):
+            values = [s[key] for s in starts]
+            spread = f" ({min(values):.2f}–{max(values):.2f}, n={len(values)})" if len(values) > 1 else ""
+            print(f"| Spawn to JupyterLab answering {where}, {what} (s) | {statistics.median(values):.2f}{spread} |")
+
+    row("first pull", [result["first_pull"]])
+    row("image on the node, new user", result["new_user"])
+    row("image on the node, returning user", result["returning_user"])
+    share = result["second_repo_pulled_bytes"] / result["second_repo_bytes"]
+    print(f"| Second repository: bytes pulled / image bytes (compressed) | "
+          f"{result['second_repo_pulled_bytes'] / 1e6:.1f} MB / {result['second_repo_bytes'] / 1e6:.1f} MB "
+          f"= {share:.1%} |")
+    for what in ("new_user", "returning_user"):
+        phases = {k for s in result[what] for k in s["phases"]}
+        medians = {k: statistics.median(s["phases"][k] for s in result[what] if k in s["phases"]) for k in phases}
+        print(f"where the time goes ({what}, median s after the request): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(medians.items(), key=lambda kv: kv[1])))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.node", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--repetitions", type=int, default=3, help="starts with a cached image (default 3)")
+    parser.add_argument("--repetitions", type=int, default=5, help="starts of each kind with the image cached")
+    parser.add_argument("--ready-check-interval", type=float, default=None,
+                        help="DsbuildSpawner.ready_check_interval for the hub (0: KubeSpawner's and JupyterHub's "
+                             "own backoff waits); default: the spawner's default")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     env = realnode.cluster_env(RUN_DIR)
@@ -114,39 +232,18 @@ def main(argv=None) -> int:
     node = realnode.RealNode(env["DSBUILD_CLUSTER_NODE"], env["DSBUILD_CLUSTER_REGISTRY"])
     kubectl = Kubectl(Path((RUN_DIR / "bin").read_text().strip()) / "kubectl", RUN_DIR / "kubeconfig")
     run_id = uuid.uuid4().hex[:6]
-    namespace = f"dsbuild-bench-node-{run_id}"
     images: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dsbuild-bench-node-") as tmp:
-        folder = Path(tmp)
         try:
-            for which in ("one", "two"):
-                repo = realnode.make_repo(folder / which)
-                if which == "two":  # other files, same JupyterLab layer
-                    (repo / "notebooks" / "second.ipynb").write_text(realnode.notebook_json("Second repository."))
-                    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
-                    subprocess.run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b.invalid",
-                                    "commit", "-qm", "second notebook"], check=True)
-                say(f"building and pushing repository {which}")
-                images.append(realnode.build_and_push(repo, node.registry, f"dsbuild-bench-node-{which}-{run_id}"))
-            setup_namespace(kubectl, namespace, folder, node.name)
-            result = asyncio.run(measure(node, kubectl, images, namespace, args.repetitions))
+            images = build_images(Path(tmp), node.registry, run_id)
+            result = run(node, kubectl, Path(tmp), run_id, args.repetitions, images, args.ready_check_interval)
         finally:
-            kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-            kubectl.recycle_volumes(namespace)
-            kubectl("delete", "pv", f"bench-{namespace}", "--wait=false", check=False)
             for image in images:
                 done = subprocess.run(["docker", "image", "rm", image], capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     say(f"could not remove {image}: {done.stderr.strip()} (remove it with `docker image rm`)")
-    share = result["second_repo_pulled_bytes"] / result["second_repo_bytes"]
     print(json.dumps(result, indent=1))
-    print(f"| Spawn to JupyterLab answering, first pull (s) | {result['first_pull_s']:.2f} |")
-    cached = result["cached_s"]
-    print(f"| Spawn to JupyterLab answering, image on the node (s) | {statistics.median(cached):.2f} "
-          f"({min(cached):.2f}–{max(cached):.2f}) |")
-    print(f"| Second repository: bytes pulled / image bytes (compressed) | "
-          f"{result['second_repo_pulled_bytes'] / 1e6:.1f} MB / {result['second_repo_bytes'] / 1e6:.1f} MB "
-          f"= {share:.1%} |")
+    print_table(result)
     return 0
 
 

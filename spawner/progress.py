@@ -3,7 +3,7 @@
 KubeSpawner reports each Kubernetes event about the pod ("Successfully
 assigned ns/pod to node-3", "Pulling image ..."). `event_message` turns the
 events that mark a step of a start into a short sentence: volume bound, pod
-scheduled, image pulling/pulled, container started. `chosen_message` is the
+scheduled, image pulling/pulled (or failing to), container started. `chosen_message` is the
 first message, naming the image and resources chosen.
 """
 
@@ -44,6 +44,9 @@ def event_message(event: Mapping[str, Any]) -> str | None:
         return f"Pulling the image: {message}"
     if reason == "Pulled":
         return f"Image ready: {message}"
+    if reason == "Failed" and "pull" in message.lower():
+        # "Failed to pull image ...: not found"; the spawn then fails with it (failures.py)
+        return f"The node could not pull the image: {message}"
     if reason == "Created":
         return "Container created"
     if reason == "Started":

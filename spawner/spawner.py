@@ -42,6 +42,7 @@ from .network_policy import ensure_network_policy
 from .mixin import CatalogSpawnerMixin, bad_request
 from .options import options_from_form, parse_user_options
 from .progress import chosen_message, relabel
+from .readiness import until_listening
 from .resolve import ResourceRequest
 
 
@@ -58,6 +59,13 @@ def _render_form(spawner: DsbuildSpawner) -> str:
 
 async def _apply_catalog_choices(spawner: DsbuildSpawner, user_options: dict) -> None:
     await spawner.choose_resources(user_options)
+
+
+async def _cancel(task: asyncio.Future) -> None:
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
@@ -88,7 +96,20 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     )
 
     _policies_in_force: set[str] = set()  # namespaces this process put the policy in
+
+    ready_check_interval = Float(
+        0.1,
+        config=True,
+        help="""Seconds between two looks at a starting server: at the pod
+        reflector (no API call) until the pod runs, then at the pod's port until
+        JupyterLab accepts a connection; start() returns then, so JupyterHub's own
+        first check of the server succeeds. KubeSpawner and JupyterHub alone wait
+        with a backoff growing up to 5 s, which costs seconds of a few-second start
+        (spawner/readiness.py). 0 leaves the waiting to them.""",
+    )
+
     resource_request: ResourceRequest | None = None  # set by choose_resources
+    _pod_created: asyncio.Event | None = None  # set once this start's pod was created
     _refused = False  # the last request was refused: nothing was sent to Kubernetes
 
     @default("storage_pvc_ensure")
@@ -150,21 +171,25 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     async def _start(self):
         """KubeSpawner's start, failing clearly (`SpawnFailed`, pod deleted) when
         the scheduler finds no node for the pod, the node cannot pull its image,
-        or the API refuses it."""
+        or the API refuses it; returning as soon as the server listens."""
         await self._ensure_network_policy()
+        self._pod_created = asyncio.Event()
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
         pull = asyncio.ensure_future(self._pull_failure())
+        running = asyncio.ensure_future(self._running_url())
         try:
-            await asyncio.wait({start, watch, pull}, return_when=asyncio.FIRST_COMPLETED)
-            if not start.done():  # unschedulable for too long, or the image cannot be pulled
-                start.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await start
+            await asyncio.wait({start, watch, pull, running}, return_when=asyncio.FIRST_COMPLETED)
+            if not start.done() and (pull.done() or watch.done()):  # unschedulable, or no image
+                await _cancel(start)
                 if pull.done():
                     await self._fail_and_delete(pull.result())
                 await self._fail_unplaced(watch.result())
-            return start.result()
+            url = start.result() if start.done() else running.result()
+            await _cancel(start)  # if still running, only KubeSpawner's wait for what `running` saw
+            if self.ready_check_interval > 0:
+                await until_listening(url, self.ready_check_interval, self.http_timeout)
+            return url
         except ApiException as e:
             message = refusal_message(e.status, e.body, e.reason)
             if message is None:
@@ -177,7 +202,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
                 raise
             await self._fail_unplaced(reason)
         finally:
-            for task in (start, watch, pull):
+            for task in (start, watch, pull, running):
                 task.cancel()
 
     async def _ensure_network_policy(self) -> None:
@@ -193,6 +218,24 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
                               "networkpolicies, or set DsbuildSpawner.network_policy = None") from None
         self._policies_in_force.add(self.namespace)
         self.log.info("NetworkPolicy %s %s in %s", self.network_policy["metadata"]["name"], done, self.namespace)
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        created = await super()._make_create_pod_request(pod, request_timeout)
+        if created and self._pod_created is not None:
+            self._pod_created.set()
+        return created
+
+    async def _running_url(self) -> str:
+        """The server's URL once this start's pod runs, looking every
+        `ready_check_interval`; never when KubeSpawner has more to do after
+        creating the pod (services, internal SSL, a hook) or the interval is 0."""
+        if self.ready_check_interval <= 0 or self.internal_ssl or self.services_enabled or self.after_pod_created_hook:
+            await asyncio.Future()  # never: KubeSpawner's start decides
+        await self._pod_created.wait()  # a pod of an earlier start was deleted before
+        while not self.is_pod_running(pod := self._reflected_pod()):
+            await asyncio.sleep(self.ready_check_interval)
+        self.pod_id = pod["metadata"]["uid"]
+        return self._get_pod_url(pod)
 
     def _reflected_pod(self) -> dict | None:
         reflector = self.pod_reflector

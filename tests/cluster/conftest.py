@@ -11,7 +11,6 @@ so what the tests see is the cluster's own view, not the spawner's.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -21,24 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from . import objects, realnode
+from . import nodehub, objects, realnode
 from .kube import Kubectl
+from .nodehub import HUB_NAMESPACE
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 RUN_DIR = Path(os.environ.get("DSBUILD_CLUSTER_DIR", ROOT / ".run" / "cluster"))
-HUB_NAMESPACE = "dsbuild-test-hub"
 TEST_LABEL = "dsbuild.io/test-namespace"
-
-# What a hub needs to spawn: the same verbs Zero to JupyterHub grants its hub.
-HUB_RULES = [
-    {"apiGroups": [""], "resources": ["pods", "persistentvolumeclaims"],
-     "verbs": ["get", "watch", "list", "create", "delete"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-    # DsbuildSpawner.network_policy (what `dsbuild hub config` sets) puts the servers' policy in place
-    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": ["get", "create", "update"]},
-]
 
 
 def _unavailable(reason: str):
@@ -92,26 +82,10 @@ def cluster(pytestconfig) -> Kubectl:
 @pytest.fixture(scope="session")
 def hub_kubeconfig(cluster: Kubectl, tmp_path_factory) -> Path:
     """A kubeconfig with the hub service account's token, and the role it binds."""
-    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": HUB_NAMESPACE}})
-    cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount",
-                   "metadata": {"name": "hub", "namespace": HUB_NAMESPACE}})
-    cluster.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                   "metadata": {"name": "dsbuild-test-hub"}, "rules": HUB_RULES})
-    token = cluster("create", "token", "hub", "-n", HUB_NAMESPACE, "--duration=3h").strip()
-    admin = json.loads(cluster("config", "view", "--raw", "-o", "json"))
-    server = admin["clusters"][0]["cluster"]
-    path = tmp_path_factory.mktemp("hub") / "kubeconfig"
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "hub",
-        "clusters": [{"name": "test", "cluster": server}],
-        "users": [{"name": "hub", "user": {"token": token}}],
-        "contexts": [{"name": "hub", "context": {"cluster": "test", "user": "hub"}}],
-    }))
+    path = nodehub.write_hub_kubeconfig(cluster, tmp_path_factory.mktemp("hub") / "kubeconfig")
     yield path
-    cluster("delete", "namespace", HUB_NAMESPACE, "--wait=false", check=False)
     cluster("wait", "--for=delete", "namespace", "-l", TEST_LABEL, "--timeout=120s", check=False)
-    cluster("wait", "--for=delete", "namespace", HUB_NAMESPACE, "--timeout=120s", check=False)
-    cluster("delete", "clusterrole", "dsbuild-test-hub", check=False)
+    nodehub.remove_hub_account(cluster)
 
 
 @pytest.fixture(scope="session")

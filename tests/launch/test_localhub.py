@@ -69,6 +69,9 @@ def test_kubernetes_hub(tmp_path):
     assert c.KubeLaunchSpawner.launch_image_prefix == "registry.example.org:5000/"
     assert c.JupyterHub.hub_connect_url == "http://10.0.0.5:8081"
     assert c.KubeLaunchSpawner.environment == {"JUPYTERHUB_ALLOW_TOKEN_IN_URL": "1"}
+    # A first pull fits; an unschedulable request fails with its reason before the hub gives up.
+    from dsbuild.spawner.spawner import DsbuildSpawner
+    assert c.KubeLaunchSpawner.start_timeout == 300 > DsbuildSpawner.unschedulable_timeout.default_value
 
 
 def test_state_folder_holds_secrets_and_launch_settings(tmp_path):

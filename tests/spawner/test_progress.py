@@ -20,6 +20,8 @@ def test_first_message_names_image_and_resources(catalog, researcher):
     ("SuccessfulAttachVolume", 'AttachVolume.Attach succeeded for volume "pvc-1"', "Volume bound and attached"),
     ("Pulling", 'Pulling image "x:1"', 'Pulling the image: Pulling image "x:1"'),
     ("Pulled", 'Successfully pulled image "x:1" in 3s', "Image ready"),
+    ("Failed", 'Failed to pull image "r/x:1": rpc error: code = NotFound desc = failed to pull and unpack image',
+     'The node could not pull the image: Failed to pull image "r/x:1"'),
     ("Created", "Created container notebook", "Container created"),
     ("Started", "Started container notebook", "Container started"),
 ])
