@@ -96,6 +96,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     )
 
     _policies_in_force: set[str] = set()  # namespaces this process put the policy in
+    _new_claim: str | None = None  # the home claim this start made (deleted if it fails)
 
     ready_check_interval = Float(
         0.1,
@@ -174,6 +175,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         or the API refuses it; returning as soon as the server listens."""
         await self._ensure_network_policy()
         self._pod_created = asyncio.Event()
+        self._new_claim = None
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
         pull = asyncio.ensure_future(self._pull_failure())
@@ -195,6 +197,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
             if message is None:
                 raise
             self.log.warning("Spawn of %s refused by Kubernetes: %s", self._log_name, message)
+            await self._delete_new_claim()
             raise SpawnFailed(message) from None
         except TimeoutError:
             reason = unschedulable_reason(self._reflected_pod())
@@ -268,7 +271,37 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     async def _fail_and_delete(self, message: str):
         self.log.warning("Spawn of %s failed: %s", self._log_name, message)
         await self.stop(now=True)  # leave no pending pod behind
+        await self._delete_new_claim()
         raise SpawnFailed(message)
+
+    async def _make_create_pvc_request(self, pvc, request_timeout):
+        """KubeSpawner's (which says True whether it made the claim or found it), noting
+        whether this start made it: a first start that fails then leaves no claim."""
+        name = pvc.metadata.name
+        try:
+            await self.api.read_namespaced_persistent_volume_claim(name, self.namespace)
+            existed = True
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            existed = False
+        made = await super()._make_create_pvc_request(pvc, request_timeout)
+        self._new_claim = name if made and not existed else None
+        return made
+
+    async def _delete_new_claim(self) -> None:
+        """Delete the home claim this failed start made: no container ever ran with it
+        (home-init copies the image's home only once the pod starts), so it holds
+        nothing of the user's. A claim that existed before is never touched."""
+        name, self._new_claim = self._new_claim, None
+        if not name:
+            return
+        try:
+            await self.api.delete_namespaced_persistent_volume_claim(name, self.namespace)
+            self.log.info("Deleted the home claim %s that the failed start of %s made", name, self._log_name)
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("Could not delete the home claim %s of %s: HTTP %s", name, self._log_name, e.status)
 
     async def get_pod_manifest(self):
         base = to_plain(await super().get_pod_manifest())

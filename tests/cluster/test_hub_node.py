@@ -222,9 +222,9 @@ def test_an_image_missing_from_the_registry_fails_on_the_progress_page_and_leave
     assert message.startswith(f"Spawn failed: The node could not pull the image {missing}: ")
     assert "not found" in message
     assert log.strip().endswith(message.strip())
-    # The pod is gone; the home volume claim is kept for a next start, as for every user.
+    # The pod is gone, and so is the home claim this first start made (nothing ran with it).
     assert cluster.get("pod", "jupyter-bob", namespace=NAMESPACE) is None
-    assert user_pods_and_claims(cluster, "bob") == ["claim-bob"]
+    assert user_pods_and_claims(cluster, "bob") == []
 
 
 def test_more_cpus_than_any_node_has_fails_on_the_progress_page_with_the_schedulers_reason(
@@ -235,7 +235,7 @@ def test_more_cpus_than_any_node_has_fails_on_the_progress_page_with_the_schedul
     assert message.startswith("Spawn failed: No node can run this server (")
     assert f"{TOO_MANY_CPUS} CPU" in message and "Insufficient cpu" in message  # the scheduler's reason
     assert "No node can take this server yet: " in log  # shown while the hub waited
-    assert cluster.get("pod", "jupyter-carol", namespace=NAMESPACE) is None
+    assert user_pods_and_claims(cluster, "carol") == []  # no pod, and no claim of this first start
 
 
 def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(

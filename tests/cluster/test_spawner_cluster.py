@@ -91,6 +91,26 @@ def test_a_request_no_node_can_hold_fails_with_the_schedulers_reason(cluster, na
     assert "Insufficient nvidia.com/gpu" in message
     assert took < 30  # unschedulable_timeout=3, not start_timeout
     assert pod_of(cluster, spawner) is None
+    # The home claim this failed first start made is gone too: nothing ever ran with it.
+    assert cluster.get("pvc", spawner.pvc_name, namespace=namespace) is None
+
+
+def test_a_failed_start_keeps_a_home_claim_that_was_there_before(cluster, namespace, run):
+    catalog = example_catalog(gpus=8)
+
+    async def scenario():
+        spawner = make_spawner("wanda", namespace, catalog=catalog)
+        await spawn(spawner, {})
+        before = cluster.get("pvc", spawner.pvc_name, namespace=namespace)
+        await spawner.stop()
+        with pytest.raises(SpawnFailed):  # 8 T4 GPUs fit on no node
+            await spawn(spawner, {"gpu_type": "nvidia-t4", "gpus": 8})
+        return spawner, before
+
+    spawner, before = run(scenario())
+    assert pod_of(cluster, spawner) is None
+    after = cluster.get("pvc", spawner.pvc_name, namespace=namespace)
+    assert after is not None and after["metadata"]["uid"] == before["metadata"]["uid"]
 
 
 def test_home_volume_is_bound_and_the_same_volume_comes_back_after_stop_and_start(cluster, namespace, run):
