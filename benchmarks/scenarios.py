@@ -157,6 +157,9 @@ class Bench:
         snapshot = self.janitor.snapshot()
         built = self.dsbuild.build(self.ws.minimal, self.warm_scope, name=self.dsbuild.minimal_name)
         self.record("size_minimal", "dsbuild", 1, image_size(built.image), "bytes")
+        if self.dsbuild_image:  # the reference holds the same base, Python and JupyterLab layers
+            sharing = profile.shared_bytes(self.dsbuild_image, built.image)
+            self.record("second_repo_moves", "dsbuild", 1, sharing["moved_bytes"], "bytes", detail=sharing)
         node = self.dsbuild.build(self.ws.minimal_node, self.warm_scope, name=self.dsbuild.minimal_name + "-node")
         self.record("size_minimal_node", "dsbuild", 1, image_size(node.image), "bytes")
         self._drop(self._track(node.image))

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
+from .docker_api import ApiUnavailable, DockerApi
 from .errors import BuildFailed, EngineUnavailable, RunFailed
 from .image_files import DEFAULT_MAX_BYTES, read_image_file
 from .limits import BuildPolicy, CgroupLimiter, limited_steps
@@ -41,6 +42,8 @@ class DockerEngine:
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
+        # The small questions (inspect, tag, state) go to the local socket when there is one.
+        self.api = DockerApi.connect(self.env)
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess:
         try:
@@ -50,6 +53,11 @@ class DockerEngine:
 
     def ping(self) -> str:
         """The engine's version, or EngineUnavailable with what the engine said."""
+        if self.api is not None:
+            try:
+                return self.api.version()
+            except ApiUnavailable:
+                pass
         done = self._run("version", "--format", "{{.Server.Version}}", check=False, timeout=20)
         if done.returncode != 0:
             host = self.env.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -59,6 +67,11 @@ class DockerEngine:
         return done.stdout.decode().strip()
 
     def inspect_image(self, ref: str) -> dict | None:
+        if self.api is not None:
+            try:
+                return self.api.inspect_image(ref)
+            except ApiUnavailable:
+                pass
         done = self._run("image", "inspect", "--format", "{{json .}}", "--", ref, check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 
@@ -67,6 +80,12 @@ class DockerEngine:
         return None if info is None else dict((info.get("Config") or {}).get("Labels") or {})
 
     def tag(self, image_id: str, ref: str) -> None:
+        if self.api is not None:
+            try:
+                if self.api.tag(image_id, ref):
+                    return
+            except ApiUnavailable:
+                pass
         self._run("tag", image_id, ref)
 
     def image_refs(self, filters: Sequence[str] = ()) -> list[str]:
@@ -185,6 +204,11 @@ class DockerEngine:
             raise EngineUnavailable(f"the docker command {self.cli} is not installed") from None
 
     def container_state(self, container: str) -> dict | None:
+        if self.api is not None:
+            try:
+                return self.api.container_state(container)
+            except ApiUnavailable:
+                pass
         done = self._run("container", "inspect", "--format", "{{json .State}}", container, check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 

@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from importlib.metadata import version
+from typing import Callable
 
 import click
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A click group some of whose commands are imported only when asked for (or listed)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lazy_names: tuple[str, ...] = ()
+        self._loader: Callable[[], dict] | None = None
+
+    def lazy_commands(self, names: tuple[str, ...], loader: Callable[[], dict]) -> None:
+        """`loader()` returns {name: command} for `names`; it runs at most once."""
+        self._lazy_names, self._loader = names, loader
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            loader, self._loader = self._loader, None
+            for command in loader().values():
+                self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._lazy_names))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._lazy_names:
+            self._load()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version("dsbuild"), prog_name="dsbuild")
 def main() -> None:
     """Turn a repository of Binder configuration files into a JupyterLab image,
