@@ -197,21 +197,35 @@ def import_profile(image: str) -> dict:
     return {"total_seconds": round(total / 1e6, 3), "slowest_self": [[name, round(own / 1e6, 3)] for own, _, _, name in slowest]}
 
 
-def _history(image: str) -> list[tuple[str, str, int]]:
-    """(created by, created at, bytes) of each history entry, base first."""
-    out = docker("image", "history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.CreatedAt}}\t{{.Size}}", image)
-    rows = [line.rsplit("\t", 2) for line in out.splitlines()]
-    return [(by, at, int(size)) for by, at, size in reversed(rows)]
+def _history(image: str) -> list[tuple[str, int]]:
+    """(created by, bytes) of each history entry, base first."""
+    out = docker("image", "history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.Size}}", image)
+    rows = [line.rsplit("\t", 1) for line in out.splitlines()]
+    return [(by, int(size)) for by, size in reversed(rows)]
+
+
+def _layers(image: str) -> list[str]:
+    return json.loads(docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", image))
 
 
 def shared_bytes(first: str, second: str) -> dict:
     """What a node that holds `first` moves to get `second`: the uncompressed bytes of the
-    layers after the history both share (same instruction, same time, same size)."""
+    layers after the ones both share. Shared layers are the common prefix of their diff
+    ids (content, not names); history entries (same instruction, same size) give sizes,
+    and at most as many non-empty entries are counted shared as there are shared layers."""
     a, b = _history(first), _history(second)
-    common = 0
+    shared_layers = 0
+    for x, y in zip(_layers(first), _layers(second)):
+        if x != y:
+            break
+        shared_layers += 1
+    common, layers = 0, 0
     while common < min(len(a), len(b)) and a[common] == b[common]:
+        layers += 1 if b[common][1] else 0
+        if layers > shared_layers:
+            break
         common += 1
-    total = sum(size for _, _, size in b)
-    moved = sum(size for _, _, size in b[common:])
-    return {"second_image_bytes": total, "moved_bytes": moved, "shared_bytes": total - moved,
-            "moved_steps": [[by[:80], size] for by, _, size in b[common:] if size]}
+    total = sum(size for _, size in b)
+    moved = sum(size for _, size in b[common:])
+    return {"second_image_bytes": total, "moved_bytes": moved, "shared_bytes": total - moved, "shared_layers": shared_layers,
+            "moved_steps": [[by[:80], size] for by, size in b[common:] if size]}
