@@ -3,15 +3,26 @@
 Imports only go one way: command modules import `group` and `output`, never this
 module, so `dsbuild.launch.cli` can use `dsbuild.cli.output` without an import circle.
 
-`serve` and `hub` (the launch service, the local hub, the spawner's config) are loaded
-only when one of them is asked for, or when the commands are listed: `dsbuild build`
-and `dsbuild run` do not pay for importing them (traitlets, Tornado's settings, the
-catalog), which is most of the CLI's start-up (docs/benchmarks.md)."""
+Every command but `build`, `run`, `inspect` and `base` is loaded only when it is asked
+for, or when the commands are listed: `dsbuild build` and `dsbuild run` do not pay for
+importing the launch service and the hub (traitlets, Tornado's settings, the catalog),
+which was most of the CLI's start-up, nor `gc`, `lock`/`show`/`diff` and `verify`
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-from . import build_commands, gc_commands, repro_commands, verify_commands  # noqa: F401  (their commands decorate the group)
+from . import build_commands  # noqa: F401  (its commands decorate the group)
 from .group import main
+
+
+def _module(name: str):
+    """A loader for a command module whose commands decorate the group when imported."""
+
+    def load() -> dict:
+        __import__(f"{__package__}.{name}")
+        return {}
+
+    return load
 
 
 def _launch_commands() -> dict:
@@ -34,5 +45,8 @@ class _Collect:
 
 
 main.lazy_commands(("hub", "serve"), _launch_commands)
+main.lazy_commands(("gc",), _module("gc_commands"))
+main.lazy_commands(("lock", "show", "diff"), _module("repro_commands"))
+main.lazy_commands(("verify",), _module("verify_commands"))
 
 __all__ = ["main"]

@@ -13,25 +13,25 @@ class LazyGroup(click.Group):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._lazy_names: tuple[str, ...] = ()
-        self._loader: Callable[[], dict] | None = None
+        self._loaders: dict[str, Callable[[], dict]] = {}
 
     def lazy_commands(self, names: tuple[str, ...], loader: Callable[[], dict]) -> None:
-        """`loader()` returns {name: command} for `names`; it runs at most once."""
-        self._lazy_names, self._loader = names, loader
+        """`loader()` makes the commands `names` ({name: command} it returns are added; a
+        module whose commands decorate this group may return {}); it runs at most once."""
+        self._loaders.update(dict.fromkeys(names, loader))
 
-    def _load(self) -> None:
-        if self._loader is not None:
-            loader, self._loader = self._loader, None
+    def _load(self, name: str) -> None:
+        loader = self._loaders.get(name)
+        if loader is not None:
+            self._loaders = {n: other for n, other in self._loaders.items() if other is not loader}
             for command in loader().values():
                 self.add_command(command)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._lazy_names))
+        return sorted(set(super().list_commands(ctx)) | set(self._loaders))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self._lazy_names:
-            self._load()
+        self._load(name)
         return super().get_command(ctx, name)
 
 

@@ -17,7 +17,8 @@ def _modules_after(code: str) -> set[str]:
 def test_build_and_run_do_not_import_the_launch_commands():
     loaded = _modules_after("from dsbuild.cli import main; main.get_command(None, 'build'); main.get_command(None, 'run')")
     assert "dsbuild.cli.build_commands" in loaded
-    assert not {"dsbuild.launch.cli", "dsbuild.spawner.cli", "traitlets"} & loaded
+    assert not {"dsbuild.launch.cli", "dsbuild.spawner.cli", "traitlets", "dsbuild.cli.gc_commands",
+                "dsbuild.cli.repro_commands", "dsbuild.cli.verify_commands"} & loaded
 
 
 def test_the_lazy_commands_are_listed_and_work():
@@ -25,7 +26,9 @@ def test_the_lazy_commands_are_listed_and_work():
     top = runner.invoke(main, ["--help"])
     assert top.exit_code == 0
     listed = [line.split()[0] for line in top.output.split("Commands:")[1].splitlines() if line.strip()]
-    assert {"build", "run", "serve", "hub"} <= set(listed)
+    assert {"build", "run", "inspect", "base", "serve", "hub", "gc", "lock", "show", "diff", "verify"} <= set(listed)
+    for name in ("gc", "lock", "show", "diff", "verify"):
+        assert runner.invoke(main, [name, "--help"]).exit_code == 0, name
     hub = runner.invoke(main, ["hub", "--help"])
     assert hub.exit_code == 0 and all(name in hub.output for name in ("config", "up", "down", "status"))
     serve = runner.invoke(main, ["serve", "--help"])
