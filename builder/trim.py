@@ -14,6 +14,7 @@ whatever Python the image has. `dsbuild build --keep-tests` leaves the suites in
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import sys
@@ -62,13 +63,28 @@ def removable_folders(site: Path) -> list[Path]:
 
 
 def trim_tests(site: Path) -> tuple[int, int]:
-    """Remove the test folders of `site`; returns (folders removed, bytes freed)."""
-    folders, freed = 0, 0
+    """Remove the test folders of `site`, and their lines from the packages' RECORD files
+    (so the metadata lists only files that exist); returns (folders removed, bytes freed)."""
+    folders, freed, removed = 0, 0, []
     for path in removable_folders(site):
         size = folder_bytes(path)
         shutil.rmtree(path)
         folders, freed = folders + 1, freed + size
+        removed.append(path.relative_to(site).as_posix() + "/")
+    if removed:
+        for record in site.glob("*.dist-info/RECORD"):
+            forget(record, tuple(removed))
     return folders, freed
+
+
+def forget(record: Path, prefixes: tuple[str, ...]) -> None:
+    """Drop the RECORD rows of files under `prefixes` (paths relative to site-packages)."""
+    with open(record, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [row for row in rows if not (row and row[0].startswith(prefixes))]
+    if len(kept) != len(rows):
+        with open(record, "w", newline="") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(kept)
 
 
 def main(argv: list[str]) -> int:

@@ -59,3 +59,14 @@ def test_main_reports_each_folder_it_trimmed(tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert out[0].startswith("dsbuild-trim: removed 2 test folders, ") and out[0].endswith(f"from {root}")
+
+
+def test_the_records_list_only_files_that_remain(tmp_path):
+    root = site(tmp_path)
+    record = write(root / "pandas-3.0.dist-info" / "RECORD",
+                   "pandas/__init__.py,sha256=abc,6\npandas/tests/test_frame.py,sha256=def,1900\n"
+                   "\"pandas/tests/io/data/a,b.csv\",sha256=x,1\npandas-3.0.dist-info/RECORD,,\n")
+    untouched = write(root / "astropy-7.0.dist-info" / "RECORD", "astropy/tests/runner.py,sha256=x,6\n")
+    trim_tests(root)
+    assert record.read_text() == "pandas/__init__.py,sha256=abc,6\npandas-3.0.dist-info/RECORD,,\n"
+    assert untouched.read_text() == "astropy/tests/runner.py,sha256=x,6\n"
