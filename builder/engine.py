@@ -42,8 +42,21 @@ class DockerEngine:
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
-        # The small questions (inspect, tag, state) go to the local socket when there is one.
-        self.api = DockerApi.connect(self.env)
+        self._api: DockerApi | None = None
+        self._api_for: tuple | None = None
+
+    @property
+    def api(self) -> DockerApi | None:
+        """The small questions (inspect, tag, state) go to the local socket when there is
+        one: the one `self.env` names now (callers may point env at another engine)."""
+        key = (self.env.get("DOCKER_HOST"), self.env.get("DOCKER_CONTEXT"))
+        if self._api_for != key:
+            self._api, self._api_for = DockerApi.connect(self.env), key
+        return self._api
+
+    @api.setter
+    def api(self, value: DockerApi | None) -> None:
+        self._api, self._api_for = value, (self.env.get("DOCKER_HOST"), self.env.get("DOCKER_CONTEXT"))
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess:
         try:

@@ -126,3 +126,14 @@ def test_the_api_answers_as_the_cli_does_on_the_real_engine():
         assert by_api[key] == by_cli[key]
     assert by_api["Config"]["Labels"] == by_cli["Config"]["Labels"]
     assert engine.api.inspect_image("dsbuild-no-such-image:never") is None
+
+
+def test_the_engine_asks_the_socket_its_env_names_now(tmp_path, fake_engine):
+    """Pointing an engine's env at another engine moves its API questions there too."""
+    api, _ = fake_engine
+    engine = DockerEngine(cli="/bin/false")
+    engine.env["DOCKER_HOST"] = f"unix://{api.path}"
+    assert engine.api is not None and engine.api.path == api.path
+    assert engine.inspect_image("localhost:5000/x:1")["Id"] == "sha256:abc"
+    engine.env["DOCKER_HOST"] = "tcp://10.0.0.1:2376"
+    assert engine.api is None
