@@ -36,6 +36,7 @@ ROWS = (
     Row("size_reference", "Image size, reference repo (MB)", "MB", "base image + host venv"),
     Row("size_minimal", "Image size, minimal: numpy, pandas, matplotlib (MB)", "MB", "base image + host venv"),
     Row("size_minimal_node", "Image size, minimal + a postBuild that runs npm (Node.js added) (MB)", "MB", "—"),
+    Row("second_repo_moves", "A second repository on the same base (the minimal one, after the reference): bytes it does not share (MB)", "MB", "—"),
     Row("start_to_ready", "Start to ready (s)", "s", "trivial container"),
     Row("start_container", "Start to ready, `docker run` + poll (s)", "s", "trivial container"),
 )
@@ -102,7 +103,7 @@ def aims(stats: Mapping[tuple[str, str], Stats]) -> list[Aim]:
         result.append(Aim(label, target, "not measured" if value is None else fmt(value), None if value is None else ok(value)))
 
     code = s("code_rebuild", "dsbuild")
-    add("Code-only rebuild", "under 1 s", code and code.median, lambda v: f"{v:.2f} s", lambda v: v < 1.0)
+    add("Code-only rebuild", "under 0.5 s", code and code.median, lambda v: f"{v:.2f} s", lambda v: v < 0.5)
     speedup = ratio(s("code_rebuild", "handwritten"), code)
     add("Code-only rebuild vs hand-written", "at least 10x faster", speedup, lambda v: f"{v:.1f}x faster", lambda v: v >= 10)
     package = ratio(s("package_rebuild", "dsbuild"), s("package_rebuild", "floor"))
@@ -116,7 +117,11 @@ def aims(stats: Mapping[tuple[str, str], Stats]) -> list[Aim]:
     add("Every image vs hand-written", "at most 0.6x", max(sizes) if sizes else None,
         lambda v: "largest ratio " + ratio_text(v), lambda v: v <= 0.6)
     start = s("start_to_ready", "dsbuild")
-    add("Start to ready", "under 2 s", start and start.median, lambda v: f"{v:.2f} s", lambda v: v < 2.0)
+    add("Start to ready", "under 1 s", start and start.median, lambda v: f"{v:.2f} s", lambda v: v < 1.0)
+    moved, minimal_size = s("second_repo_moves", "dsbuild"), s("size_minimal", "dsbuild")
+    add("Second repository on the same base", "moves only the layers that differ (reported)",
+        moved and moved.median, lambda v: f"{v / 1e6:.0f} MB" + (f" of {minimal_size.median / 1e6:.0f} MB" if minimal_size else ""),
+        lambda v: minimal_size is not None and v < minimal_size.median)
     return result
 
 

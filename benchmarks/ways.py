@@ -75,8 +75,9 @@ class Dsbuild:
         self.work = work
         self.image_name = f"dsbench-{nonce}-dsbuild"
         self.minimal_name = f"dsbench-{nonce}-dsbuild-min"
+        self.cached_name = f"dsbench-{nonce}-dsbuild-cached"  # the reference again, from the layer cache
         self.base_repo = f"dsbench-{nonce}-base"
-        janitor.image_names += [self.image_name, self.minimal_name]
+        janitor.image_names += [self.image_name, self.minimal_name, self.cached_name]
 
     def new_scope(self, label: str) -> tuple[str, Path]:
         alias = f"{self.base_repo}:{label}"

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping, Sequence
 
+from .docker_api import ApiUnavailable, DockerApi
 from .errors import BuildFailed, EngineUnavailable, RunFailed
 from .image_files import DEFAULT_MAX_BYTES, read_image_file
 from .limits import BuildPolicy, CgroupLimiter, limiter_for
@@ -44,6 +45,21 @@ class DockerEngine:
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()
         self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CLI_HINTS": "false"}
+        self._api: DockerApi | None = None
+        self._api_for: tuple | None = None
+
+    @property
+    def api(self) -> DockerApi | None:
+        """The small questions (inspect, tag, state) go to the local socket when there is
+        one: the one `self.env` names now (callers may point env at another engine)."""
+        key = (self.env.get("DOCKER_HOST"), self.env.get("DOCKER_CONTEXT"))
+        if self._api_for != key:
+            self._api, self._api_for = DockerApi.connect(self.env), key
+        return self._api
+
+    @api.setter
+    def api(self, value: DockerApi | None) -> None:
+        self._api, self._api_for = value, (self.env.get("DOCKER_HOST"), self.env.get("DOCKER_CONTEXT"))
 
     def _run(self, *args: str, check: bool = True, timeout: float = 120, env: Mapping[str, str] = {}) -> subprocess.CompletedProcess:
         try:
@@ -53,6 +69,11 @@ class DockerEngine:
 
     def ping(self) -> str:
         """The engine's version, or EngineUnavailable with what the engine said."""
+        if self.api is not None:
+            try:
+                return self.api.version()
+            except ApiUnavailable:
+                pass
         done = self._run("version", "--format", "{{.Server.Version}}", check=False, timeout=20)
         if done.returncode != 0:
             host = self.env.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -62,6 +83,11 @@ class DockerEngine:
         return done.stdout.decode().strip()
 
     def inspect_image(self, ref: str) -> dict | None:
+        if self.api is not None:
+            try:
+                return self.api.inspect_image(ref)
+            except ApiUnavailable:
+                pass
         done = self._run("image", "inspect", "--format", "{{json .}}", "--", ref, check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 
@@ -70,6 +96,12 @@ class DockerEngine:
         return None if info is None else dict((info.get("Config") or {}).get("Labels") or {})
 
     def tag(self, image_id: str, ref: str) -> None:
+        if self.api is not None:
+            try:
+                if self.api.tag(image_id, ref):
+                    return
+            except ApiUnavailable:
+                pass
         self._run("tag", image_id, ref)
 
     def image_refs(self, filters: Sequence[str] = ()) -> list[str]:
@@ -190,6 +222,11 @@ class DockerEngine:
             raise EngineUnavailable(f"the docker command {self.cli} is not installed") from None
 
     def container_state(self, container: str) -> dict | None:
+        if self.api is not None:
+            try:
+                return self.api.container_state(container)
+            except ApiUnavailable:
+                pass
         done = self._run("container", "inspect", "--format", "{{json .State}}", container, check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 

@@ -249,6 +249,8 @@ def environment_options(options: BuildOptions, host: HostSettings) -> dict[str, 
         chosen["python-downloads"] = True
     if options.user != default.user:
         chosen["user"] = f"{options.user.name}:{options.user.uid}"
+    if options.keep_tests:
+        chosen["keep-tests"] = True
     return chosen
 
 

@@ -104,6 +104,7 @@ class BuildOptions:
     exact_python: bool = False  # refuse rather than build with the nearest newer Python
     python_downloads: bool = False  # a Python no Debian base has is installed by uv (needs the download)
     user: NotebookUser = NotebookUser()
+    keep_tests: bool = False  # leave the test suites that packages ship in site-packages (builder/trim.py)
 
     def __post_init__(self) -> None:
         if self.as_of is not None and self.as_of != "commit" and not _AS_OF.match(self.as_of):
@@ -146,6 +147,7 @@ class BuildPlan:
     locked: bool = False  # env_files is the lock, installed as it is
     lock_origin: str = "resolved fresh"  # LockChoice.describe(): says where the versions came from
     exclude_newer: str | None = None
+    keep_tests: bool = False
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -171,6 +173,8 @@ class BuildPlan:
             data["user"] = [self.user.uid, self.user.name]
         if self.project_metadata:
             data["project-metadata"] = [p.target for p in self.project_metadata]
+        if self.keep_tests:
+            data["keep-tests"] = True
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -234,6 +238,7 @@ def plan(facts: RepoFacts, base: BaseFacts, options: BuildOptions = BuildOptions
         locked=choice.locked,
         lock_origin=choice.describe(),
         exclude_newer=options.as_of,
+        keep_tests=options.keep_tests,
         notes=notes,
     )
 

@@ -68,7 +68,7 @@ def options_hash(options: BuildOptions, base_id: str, host: HostSettings, subdir
         dsbuild_version(), templates_digest(), base_id, list(options.jupyter_packages),
         host.index_url, list(host.extra_index_urls),
         options.locked, options.as_of, options.relock, options.from_lock, options.python_downloads, options.user.uid, options.user.name, subdir,
-    ]
+    ] + ([options.keep_tests] if options.keep_tests else [])
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]
 
 

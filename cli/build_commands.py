@@ -103,6 +103,9 @@ def build_options(command):
             click.option("--trusted", is_flag=True,
                          help="The repository is trusted: no build limits, one package cache shared with other "
                               "repositories, RUN --mount allowed in its Dockerfile (docs/security.md)."),
+            click.option("--keep-tests", is_flag=True,
+                         help="Keep the test suites that packages ship (pandas/tests, scipy's ...); "
+                              "by default they are removed while installing, which makes images smaller."),
             click.option("-q", "--quiet", is_flag=True, help="Print only errors and the result."),
         ]
     ):
@@ -112,7 +115,7 @@ def build_options(command):
 
 def _request(
     repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, relock, as_of, exact_python,
-    python_downloads, user_id, user_name, registry, push, build_timeout, trusted,
+    python_downloads, user_id, user_name, registry, push, build_timeout, trusted, keep_tests=False,
 ) -> BuildRequest:
     """The BuildRequest that the options of `build_options` and `source_options` describe."""
     if push and not registry:
@@ -122,7 +125,7 @@ def _request(
         source=parse_source(repo, ref),
         options=BuildOptions(
             base_image=base_image, locked=locked, relock=relock, as_of=as_of, exact_python=exact_python, python_downloads=python_downloads,
-            user=NotebookUser(user_id, user_name),
+            user=NotebookUser(user_id, user_name), keep_tests=keep_tests,
         ),
         host=read_host_settings(ca_cert, index_url),
         name=image_name,

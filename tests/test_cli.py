@@ -117,3 +117,15 @@ def test_inspect_says_a_committed_lock_wins_and_a_mismatch_is_one_line(cli, tmp_
     assert result.exit_code == 3
     assert error_lines(result) == [
         "Error: requirements.lock does not match binder/requirements.txt: numpy>=2 but the lock has numpy==1.26.4"]
+
+
+def test_keep_tests_reaches_the_build_options(cli, tmp_path):
+    from dsbuild.cli.build_commands import _request
+
+    common = dict(repo=str(EXAMPLES / "sketches"), ref=None, subdir=None, base_image="dsbuild-base:bookworm", image_name=None,
+                  force=False, no_cache=False, ca_cert=None, index_url=None, locked=False, relock=False, as_of=None,
+                  exact_python=False, python_downloads=False, user_id=1000, user_name="jovyan", registry=None, push=False,
+                  build_timeout=60, trusted=False)
+    assert _request(**common, keep_tests=True).options.keep_tests is True
+    assert _request(**common).options.keep_tests is False
+    assert "--keep-tests" in cli.invoke(main, ["build", "--help"]).output

@@ -16,7 +16,7 @@ RUNS = (
     runs_for("cold_build", "dsbuild", [40.0, 44.0, 42.0])
     + runs_for("cold_build", "handwritten", [60.0, 50.0, 55.0])
     + runs_for("cold_build", "floor", [10.0, 12.0, 11.0])
-    + runs_for("code_rebuild", "dsbuild", [0.9, 0.8, 0.7])
+    + runs_for("code_rebuild", "dsbuild", [0.5, 0.4, 0.3])
     + runs_for("code_rebuild", "handwritten", [50.0, 52.0, 51.0])
     + runs_for("package_rebuild", "dsbuild", [6.0, 6.0, 6.0])
     + runs_for("package_rebuild", "floor", [0.5, 0.4, 0.6])
@@ -25,6 +25,7 @@ RUNS = (
     + runs_for("size_minimal", "dsbuild", [420e6], "bytes")
     + runs_for("size_minimal", "handwritten", [600e6], "bytes")
     + runs_for("start_to_ready", "dsbuild", [2.5, 2.4, 2.6])
+    + runs_for("second_repo_moves", "dsbuild", [300e6], "bytes")
 )
 MACHINE = {"date": "2026-01-01 00:00 UTC", "cpus": 2, "memory_bytes": 8 * 2**30, "docker_server": "20.10.24", "dsbuild": "0.1.0"}
 
@@ -56,14 +57,23 @@ def test_table_rows_hold_the_three_ways_and_ratios_of_medians():
 
 def test_aims_are_judged_on_medians():
     by_label = {aim.label: aim for aim in aims(summarize(RUNS))}
-    assert by_label["Code-only rebuild"].met is True  # 0.8 s < 1 s
-    assert by_label["Code-only rebuild vs hand-written"].met is True  # 51 / 0.8 = 64x
+    assert by_label["Code-only rebuild"].met is True  # 0.4 s < 0.5 s
+    assert by_label["Code-only rebuild vs hand-written"].met is True  # 51 / 0.4 = 128x
     assert by_label["One-package rebuild"].met is False  # 6 / 0.5 = 12x > 1.5x
     assert by_label["Cold build"].met is False  # 42 / 11 = 3.8x > 1.3x
     assert by_label["Minimal image"].met is True  # 420 MB
     size = by_label["Every image vs hand-written"]
     assert size.met is False and "0.70x" in size.measured  # the minimal image's 420/600 is the worst
     assert by_label["Start to ready"].met is False and by_label["Start to ready"].measured == "2.50 s"
+    sharing = by_label["Second repository on the same base"]
+    assert sharing.met is True and sharing.measured == "300 MB of 420 MB"
+
+
+def test_the_raised_aims_for_rebuilds_and_starts():
+    by_label = {aim.label: aim for aim in aims(summarize(runs_for("code_rebuild", "dsbuild", [0.6])
+                                                          + runs_for("start_to_ready", "dsbuild", [0.9])))}
+    assert by_label["Code-only rebuild"].met is False and by_label["Code-only rebuild"].target == "under 0.5 s"
+    assert by_label["Start to ready"].met is True and by_label["Start to ready"].target == "under 1 s"
 
 
 def test_an_aim_without_runs_is_reported_as_not_measured():

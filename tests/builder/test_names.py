@@ -75,3 +75,13 @@ def test_default_options_keep_the_plain_tag_and_others_get_a_suffix():
     assert "pw" not in describe_options(index) and "mirror.example" in describe_options(index)
     tag = image_tag("0123456789ab", environment_suffix(as_of))
     assert tag.startswith("0123456789ab-") and is_image_ref(f"x:{tag}")
+
+
+def test_keep_tests_gets_its_own_tag_and_options_hash():
+    """An image with the test suites kept never replaces the default (trimmed) one."""
+    from dsbuild.builder.target import options_hash
+
+    kept, default = BuildOptions(keep_tests=True), BuildOptions()
+    assert environment_options(kept, HostSettings()) == {"keep-tests": True}
+    assert environment_suffix(environment_options(kept, HostSettings())) != environment_suffix(environment_options(default, HostSettings()))
+    assert options_hash(kept, "sha256:base", HostSettings()) != options_hash(default, "sha256:base", HostSettings())

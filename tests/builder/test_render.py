@@ -9,7 +9,7 @@ import re
 import pytest
 
 from dsbuild.builder.facts import RepoFacts, scan
-from dsbuild.builder.plan import BaseFacts, PythonInstall, plan
+from dsbuild.builder.plan import BaseFacts, BuildOptions, PythonInstall, plan
 from dsbuild.builder.render import render_dockerfile, step_phases
 from tests.conftest import EXAMPLES
 
@@ -73,3 +73,26 @@ def test_options_hash_changes_with_the_templates(monkeypatch):
     before = target.options_hash(BuildOptions(), "sha256:base", HostSettings())
     monkeypatch.setattr(target, "templates_digest", lambda: "other-templates")
     assert target.options_hash(BuildOptions(), "sha256:base", HostSettings()) != before
+
+
+def test_record_comes_before_the_repository_when_nothing_after_it_installs():
+    """Then a code-only change reruns only the repository's COPY: no container runs."""
+    plain = render_dockerfile(plan(RepoFacts("", {"requirements.txt": "numpy\n", "start": "x"}), BASE))
+    order = [p for i, p in enumerate(plain.phases) if p not in plain.phases[:i]]
+    assert order[-3:] == ["record", "repository", "start"]
+    assert plain.phases.count("record") == 1
+    for late in ({"requirements.txt": "numpy\n", "postBuild": "x"}, {"setup.py": "from setuptools import setup\nsetup()\n"}):
+        dockerfile = render_dockerfile(plan(RepoFacts("", late), BASE))
+        main_stage = [p for p in dockerfile.phases if p != "project metadata"]  # its own stage, numbered after
+        assert main_stage[-1] == "record" and dockerfile.phases.count("record") == 1
+
+
+def test_test_suites_are_trimmed_in_both_install_steps_unless_kept():
+    facts = RepoFacts("", {"requirements.txt": "numpy\n"})
+    trim = "/srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages"
+    text = render_dockerfile(plan(facts, BASE)).text
+    assert text.count(trim) == 2
+    assert text.index("uv pip install") < text.index(trim) < text.index("uv pip sync") < text.rindex(trim)
+    kept = plan(facts, BASE, BuildOptions(keep_tests=True))
+    assert kept.keep_tests and trim not in render_dockerfile(kept).text
+    assert kept.environment_hash != plan(facts, BASE).environment_hash

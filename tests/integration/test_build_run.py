@@ -106,8 +106,19 @@ def test_code_only_change_reruns_only_the_repository_copy(engine, prefix, tmp_pa
     second, _ = build_all(request(prefix, repo, "code-change"), engine)
     assert second.image != first.image
     phases = dict(enumerate(render_dockerfile(second.plan).phases, start=1))
-    assert [phases[s] for s in second.run_steps] == ["repository", "record"]
-    assert "dependencies" in [phases[s] for s in second.cached_steps]
+    assert [phases[s] for s in second.run_steps] == ["repository"]  # no container runs (the record comes before)
+    assert {"dependencies", "record"} <= {phases[s] for s in second.cached_steps}
+
+
+def test_test_suites_are_trimmed_and_the_record_still_lists_every_package(engine, sketches):
+    """numpy and matplotlib ship test suites; the image has none of them, and they still import."""
+    out = docker_run(engine, sketches.image, "python", "-c",
+                     "import os, numpy, matplotlib, tornado, jupyter_server; "
+                     "print(sum(os.path.isdir(os.path.join(os.path.dirname(m.__file__), 'tests')) "
+                     "for m in (numpy, matplotlib, jupyter_server)))")
+    assert out.strip() == "0"
+    installed = docker_run(engine, sketches.image, "cat", "/var/lib/dsbuild/installed.txt").split()
+    assert any(name.startswith("numpy-") for name in installed) and any(name.startswith("jupyterlab-") for name in installed)
 
 
 def _tags(engine, name):

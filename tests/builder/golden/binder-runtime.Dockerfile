@@ -41,6 +41,7 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv venv --system-site-packages --python /usr/bin/python3.11 /srv/dsbuild/venv \
  && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages \
  && install -m 755 /tmp/dsbuild/bin/uv /srv/dsbuild/venv/bin/uv \
  && mkdir -p /srv/dsbuild/venv/share/jupyter/lab/settings \
  && echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
@@ -58,17 +59,18 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-env-d7b574f88ccee5b0,target=/t
     /tmp/dsbuild/bin/limits.sh && . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv pip compile --quiet --generate-hashes --override /srv/dsbuild/env/dsbuild-overrides.txt /srv/dsbuild/env/requirements.txt /srv/dsbuild/env/dsbuild-notebook.in \
       -o /srv/dsbuild/requirements.lock \
- && uv pip sync /srv/dsbuild/requirements.lock
+ && uv pip sync /srv/dsbuild/requirements.lock \
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages
 USER root
 RUN test -f /srv/dsbuild/requirements.lock && test ! -L /srv/dsbuild/requirements.lock \
  && chown -h root:root /srv/dsbuild /srv/dsbuild/requirements.lock \
  && chmod 0755 /srv/dsbuild && chmod 0444 /srv/dsbuild/requirements.lock
 USER 1000
 
-# dsbuild-phase: repository
-COPY --chown=1000:1000 ["repo/", "/home/jovyan/"]
-
 # dsbuild-phase: record
 USER root
 RUN ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "/bin/sh", "-c", "install -d -m 755 /var/lib/dsbuild && { find /srv/dsbuild/venv/lib /home/jovyan/.local/lib -mindepth 3 -maxdepth 3 -path '*/site-packages/*.dist-info' -printf '%f\\n' 2>/dev/null || true; } | sort > /var/lib/dsbuild/installed.txt"]
 USER 1000
+
+# dsbuild-phase: repository
+COPY --chown=1000:1000 ["repo/", "/home/jovyan/"]

@@ -1,0 +1,111 @@
+"""The Docker engine's HTTP API over its local unix socket, for the small questions.
+
+A `docker image inspect` or `docker tag` starts the docker CLI, which costs 50-300 ms on
+this kind of machine; the same request over the socket takes 2-20 ms, and a code-only
+rebuild or a start asks several of them (docs/benchmarks.md). Builds, runs and pushes
+stay with the CLI (BuildKit's cache mounts, secrets and progress are only reachable
+through it). Only a local socket is used: with DOCKER_HOST naming anything else (tcp://,
+ssh://) or no socket to connect to, `DockerApi.connect` gives None and the engine asks
+the CLI as before."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+from urllib.parse import quote, urlencode
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+class ApiUnavailable(Exception):
+    """The socket did not answer as the engine's API: the caller uses the CLI instead."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def socket_path(docker_host: str | None) -> str | None:
+    """The unix socket DOCKER_HOST names (the default when unset); None for any other kind."""
+    if not docker_host:
+        return DEFAULT_SOCKET
+    if docker_host.startswith("unix://"):
+        return docker_host.removeprefix("unix://") or None
+    return None
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """NAME[:TAG] -> (NAME, TAG); a colon before the last slash is a registry's port."""
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return name, tag
+
+
+class DockerApi:
+    def __init__(self, path: str, timeout: float = 30):
+        self.path = path
+        self.timeout = timeout
+
+    @classmethod
+    def connect(cls, env: dict[str, str]) -> "DockerApi | None":
+        """The API of the engine `env` points the CLI at, when it is a local socket."""
+        if env.get("DOCKER_CONTEXT"):  # a CLI context may name another engine
+            return None
+        path = socket_path(env.get("DOCKER_HOST"))
+        return cls(path) if path and os.path.exists(path) else None
+
+    def _request(self, method: str, path: str) -> tuple[int, bytes]:
+        connection = _UnixConnection(self.path, self.timeout)
+        try:
+            connection.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise ApiUnavailable(str(err)) from None
+        finally:
+            connection.close()
+
+    def _json(self, path: str) -> dict | None:
+        status, body = self._request("GET", path)
+        if status == 404:
+            return None
+        if status != 200:
+            raise ApiUnavailable(f"GET {path}: HTTP {status}")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ApiUnavailable(f"GET {path}: not JSON") from None
+
+    def version(self) -> str:
+        data = self._json("/version") or {}
+        if "Version" not in data:
+            raise ApiUnavailable("no version")
+        return str(data["Version"])
+
+    def inspect_image(self, ref: str) -> dict | None:
+        return self._json(f"/images/{quote(ref, safe='/:@')}/json")
+
+    def container_state(self, container: str) -> dict | None:
+        info = self._json(f"/containers/{quote(container, safe='')}/json")
+        return None if info is None else info.get("State") or {}
+
+    def tag(self, image: str, ref: str) -> bool:
+        """True when tagged; False when the engine refused (the CLI then says why)."""
+        name, tag = split_ref(ref)
+        status, _ = self._request("POST", f"/images/{quote(image, safe='/:@')}/tag?{urlencode({'repo': name, 'tag': tag})}")
+        return status == 201
