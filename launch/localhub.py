@@ -267,6 +267,7 @@ def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> str | No
     a restart of the hub), so `hub down` stops them through the hub first, and removes the
     temporary users with their volumes."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from .hubapi import HubClient
     from .spawning import TEMPORARY_USER_PREFIX
@@ -276,7 +277,10 @@ def _stop_kubernetes_servers(paths: Paths, settings: dict, say: Say) -> str | No
         return None
     try:
         hub = HubClient(settings["hub_api_url"], Path(settings["token_file"]).read_text().strip())
-        temporary, stopped = asyncio.run(stop_every_server(hub, TEMPORARY_USER_PREFIX))
+        # A loop of its own in a thread of its own: hub_down may be called from code that
+        # runs an event loop already (a notebook, Playwright's sync API, a service).
+        with ThreadPoolExecutor(1) as pool:
+            temporary, stopped = pool.submit(asyncio.run, stop_every_server(hub, TEMPORARY_USER_PREFIX)).result()
     except Exception as err:  # noqa: BLE001 -- the hub is stopped regardless; say what may be left
         return (f"could not stop the hub's servers on Kubernetes ({err}); their pods may be left: "
                 "delete them with kubectl (label component=singleuser-server)")
