@@ -20,6 +20,7 @@ from .plan import BuildPlan
 from .render import Dockerfile, render_entrypoint
 
 TRIM_SCRIPT = Path(__file__).with_name("trim.py")  # run inside the build (standard library only)
+BYTECODE_SCRIPT = Path(__file__).with_name("bytecode.py")  # likewise
 
 
 @contextmanager
@@ -100,6 +101,7 @@ def stage_context(folder: Path, repo: Path, plan: BuildPlan, dockerfile: Dockerf
     _link_uv(own / "bin" / "uv")
     write_if_changed(own / "bin" / "limits.sh", LIMITS_SCRIPT.encode(), 0o755)
     write_if_changed(own / "bin" / "trim.py", TRIM_SCRIPT.read_bytes())
+    write_if_changed(own / "bin" / "bytecode.py", BYTECODE_SCRIPT.read_bytes())
     ca = host.ca_bundle.read_bytes() if host.ca_bundle else b""
     write_if_changed(own / "ca.crt", ca)
     write_if_changed(own / "build.env", build_env(host).encode())

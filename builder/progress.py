@@ -13,6 +13,11 @@ _STEP = re.compile(r"^\[(?:([^\]]*?) +)?(\d+)/(\d+)\] (.*)$")
 # main stage's, so its step k is step len(main) + k here.
 PROJECT_STAGE = "dsbuild-project"
 PROJECT_PHASE = "project metadata"
+# The stage that makes the few files the image gets before its first RUN (/etc/hosts, the
+# entrypoint) with one fixed time, so the shared layers are the same bytes on every build.
+FILES_STAGE = "dsbuild-files"
+FILES_PHASE = "shared files"
+STAGE_PHASES = {PROJECT_STAGE: PROJECT_PHASE, FILES_STAGE: FILES_PHASE}  # numbered after the main stage
 _LOG = re.compile(r"^\d+\.\d+ (.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 _EXIT = re.compile(r"exit code: (\d+)")
@@ -80,7 +85,7 @@ class ProgressParser:
         return self.phases[step - 1] if 0 < step <= len(self.phases) else "build"
 
     def _is_from(self, step: int) -> bool:
-        return step == 1 or (PROJECT_PHASE in self.phases and step == self.phases.index(PROJECT_PHASE) + 1)
+        return step == 1 or any(p in self.phases and step == self.phases.index(p) + 1 for p in STAGE_PHASES.values())
 
     def step_of(self, vertex: int) -> int | None:
         """The step number of a vertex, once its `[k/N]` line was read."""
@@ -95,8 +100,8 @@ class ProgressParser:
             step = _STEP.match(rest)
             if step:
                 number, total = int(step.group(2)) + self.offset, int(step.group(3)) + self.offset
-                if step.group(1) == PROJECT_STAGE and PROJECT_PHASE in self.phases:
-                    number, total = self.phases.index(PROJECT_PHASE) + number, len(self.phases)
+                if (stage := STAGE_PHASES.get(step.group(1) or "")) and stage in self.phases:
+                    number, total = self.phases.index(stage) + number, len(self.phases)
                 self._steps[vertex] = number
                 self._tails[vertex] = deque(maxlen=self.tail_lines)
                 return [StepStarted(number, total, self.phase(number), step.group(4))]

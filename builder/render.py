@@ -14,11 +14,15 @@ from dsbuild.templates import environment
 from .errors import ConfigError
 from .plan import BuildPlan
 from .pieces.project import REQUIRES_FILE
-from .progress import PROJECT_STAGE
+from .progress import FILES_STAGE, PROJECT_STAGE, STAGE_PHASES
 
 # Instructions that BuildKit counts as steps ([k/N] in its progress output).
 _STEP = re.compile(r"^(FROM|RUN|COPY|ADD|WORKDIR)\b")
 _PHASE = re.compile(r"^# dsbuild-phase: (.+)$")
+# The one time given to every file the shared steps (base, notebook settings, jupyter)
+# change, so that their layers are the same bytes on every build: 1980-01-01, the
+# earliest time a zip file can hold.
+LAYER_EPOCH = 315532800
 _PACKAGE_SPEC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?([<>=!~]=?[A-Za-z0-9.*+!-]+,?)*$")
 
 
@@ -40,19 +44,19 @@ def dsbuild_version() -> str:
 
 
 def step_phases(text: str) -> tuple[str, ...]:
-    """The phase of each BuildKit step: the main stage's, then the project metadata stage's
-    (progress.PROJECT_STAGE), which comes first in the text but is numbered after."""
-    main: list[str] = []
-    project: list[str] = []
-    current, steps = "base", main
+    """The phase of each BuildKit step: the main stage's, then those of the other stages
+    (progress.STAGE_PHASES), which come first in the text but are numbered after."""
+    stages: dict[str, list[str]] = {"": []}
+    current, steps = "base", stages[""]
     for line in text.splitlines():
         if match := _PHASE.match(line):
             current = match.group(1)
         elif _STEP.match(line):
             if line.startswith("FROM "):
-                steps = project if line.endswith(f" AS {PROJECT_STAGE}") else main
+                name = line.rsplit(" AS ", 1)[1] if " AS " in line else ""
+                steps = stages.setdefault(name if name in STAGE_PHASES else "", [])
             steps.append(current)
-    return tuple(main + project)
+    return tuple(phase for steps in stages.values() for phase in steps)
 
 
 def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = False) -> Dockerfile:
@@ -72,7 +76,7 @@ def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = Fa
         plan=plan, version=dsbuild_version(), cache_scope=scope,
         source_scope=f"-src-{source_scope}" if source_scope else "",
         env_scope=f"-env-{plan.environment_hash[:16]}" if source_scope else "", limits=limits,
-        project_stage=PROJECT_STAGE, requires_file=REQUIRES_FILE,
+        project_stage=PROJECT_STAGE, files_stage=FILES_STAGE, requires_file=REQUIRES_FILE, layer_epoch=LAYER_EPOCH,
     )
     return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
 

@@ -1,0 +1,64 @@
+"""builder/bytecode.py on real files: hash-based bytecode, the same bytes twice, and only
+for files that have none yet (so a later step's layer holds only its own files)."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dsbuild.builder.bytecode import main, sources
+
+SCRIPT = Path(__file__).resolve().parents[2] / "builder" / "bytecode.py"
+
+
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site-packages"
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("from .sub import mod\n")
+    (root / "pkg" / "sub" / "__init__.py").write_text("")
+    (root / "pkg" / "sub" / "mod.py").write_text("VALUE = {'a': (1, 2.5, 'x' * 3)}\n")
+    (root / "pkg" / "py2_template.py").write_text("print 'not python 3'\n")
+    return root
+
+
+def test_bytecode_is_hash_based_unchecked_and_the_same_every_time(tmp_path):
+    root = site(tmp_path)
+    assert main([str(root)]) == 0
+    pyc = Path(importlib.util.cache_from_source(str(root / "pkg" / "sub" / "mod.py")))
+    first = pyc.read_bytes()
+    flags = int.from_bytes(first[4:8], "little")
+    assert flags == 0b01  # hash-based, source not checked (PEP 552): no source time inside
+    os.utime(root / "pkg" / "sub" / "mod.py", (315532800, 315532800))
+    for folder in root.rglob("__pycache__"):
+        for f in folder.iterdir():
+            f.unlink()
+    main([str(root)])
+    assert pyc.read_bytes() == first
+    assert not Path(importlib.util.cache_from_source(str(root / "pkg" / "py2_template.py"))).exists()
+
+
+def test_files_with_bytecode_are_left_alone(tmp_path, capsys):
+    root = site(tmp_path)
+    main([str(root)])
+    assert "compiled 3 of 4 files" in capsys.readouterr().out
+    pyc = Path(importlib.util.cache_from_source(str(root / "pkg" / "__init__.py")))
+    before = pyc.stat().st_mtime_ns
+    (root / "pkg" / "new.py").write_text("X = 1\n")
+    assert [Path(p).name for p in sources(root)] == ["py2_template.py", "new.py"] or \
+        sorted(Path(p).name for p in sources(root)) == ["new.py", "py2_template.py"]
+    main([str(root)])
+    assert "compiled 1 of 2 files" in capsys.readouterr().out
+    assert pyc.stat().st_mtime_ns == before
+
+
+def test_the_compiled_modules_import_without_writing_bytecode(tmp_path):
+    root = site(tmp_path)
+    subprocess.run([sys.executable, str(SCRIPT), str(root)], check=True, capture_output=True)
+    for path in root.rglob("*.py"):
+        os.utime(path, (315532800, 315532800))  # as the build leaves them
+    listing = sorted(p.name for p in root.rglob("*.pyc"))
+    out = subprocess.run([sys.executable, "-c", "import pkg.sub.mod as m; print(m.VALUE['a'][2])"],
+                         cwd=root, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.strip() == "xxx"
+    assert sorted(p.name for p in root.rglob("*.pyc")) == listing  # nothing recompiled
