@@ -164,7 +164,7 @@ def build_env(settings: HostSettings) -> str:
     no credentials: this file is mounted into postBuild too (index_secret has the rest)."""
     lines = [
         "export PATH=/tmp/dsbuild/bin:$PATH",
-        "export UV_CACHE_DIR=/tmp/dsbuild-uv-cache UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1",
+        "export UV_CACHE_DIR=/tmp/dsbuild-uv-cache UV_LINK_MODE=copy",  # bytecode: bytecode.py, after each install
         "export UV_PYTHON_DOWNLOADS=never UV_NO_PROGRESS=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1",
     ]
     if settings.ca_bundle is not None:

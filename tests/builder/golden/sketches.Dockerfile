@@ -56,7 +56,7 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
     --mount=type=secret,id=dsbuild-index,target=/run/secrets/dsbuild-index,uid=1000,mode=0400 \
     . /etc/dsbuild/build.env && . /run/secrets/dsbuild-index \
  && uv venv --system-site-packages --python /usr/bin/python3.11 /srv/dsbuild/venv \
- && UV_COMPILE_BYTECODE=false uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
+ && uv pip install jupyterlab==4.6.6 jupyterhub==5.5.4 \
  && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages \
  && install -m 755 /tmp/dsbuild/bin/uv /srv/dsbuild/venv/bin/uv \
  && mkdir -p /srv/dsbuild/venv/share/jupyter/lab/settings \
@@ -79,7 +79,8 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-env-5d365c096e34008f,target=/t
  && uv pip compile --quiet --generate-hashes --override /srv/dsbuild/env/dsbuild-overrides.txt /srv/dsbuild/env/requirements.txt /srv/dsbuild/env/dsbuild-notebook.in \
       -o /srv/dsbuild/requirements.lock \
  && uv pip sync /srv/dsbuild/requirements.lock \
- && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages \
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/bytecode.py /srv/dsbuild/venv/lib/python*/site-packages
 USER root
 RUN test -f /srv/dsbuild/requirements.lock && test ! -L /srv/dsbuild/requirements.lock \
  && chown -h root:root /srv/dsbuild /srv/dsbuild/requirements.lock \
