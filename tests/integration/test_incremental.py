@@ -26,6 +26,8 @@ pytestmark = pytest.mark.docker
 
 ADDED = "tabulate==0.9.0\n"
 HOME_LISTING = "cd /home/jovyan && find . -printf '%p %u:%g %m %s %l\\n' | sort"
+# The files a build writes besides the home: the environment, dsbuild's records, the temporary folders.
+FILES_LISTING = "find /srv/dsbuild /var/lib/dsbuild /tmp /var/tmp -printf '%p %u:%g %m %s %l\\n' | sort"
 
 
 def request(prefix, path, name, **kw) -> BuildRequest:
@@ -68,7 +70,8 @@ def test_a_package_added_then_removed_is_installed_on_top_and_matches_a_full_bui
     full, events = build_all(request(prefix, repo, "incr-full", max_increments=0), engine)
     assert full.built_upon == "" and INCREMENT_LABEL not in engine.image_labels(full.image)
     assert_same_environment(engine, added.image, full.image)
-    assert docker_run(engine, added.image, "bash", "-c", HOME_LISTING) == docker_run(engine, full.image, "bash", "-c", HOME_LISTING)
+    for listing in (HOME_LISTING, FILES_LISTING):
+        assert docker_run(engine, added.image, "bash", "-c", listing) == docker_run(engine, full.image, "bash", "-c", listing)
     run_sketches_notebook(engine, added.image)
 
     (repo / "requirements.txt").write_text(requirements)
@@ -78,6 +81,7 @@ def test_a_package_added_then_removed_is_installed_on_top_and_matches_a_full_bui
     assert removed.built_upon == added.image and engine.image_labels(removed.image)[INCREMENT_LABEL] == "2"
     assert "tabulate" not in parse_lock(engine.read_file(removed.image, LOCK_PATH))
     assert_same_environment(engine, removed.image, first.image)
+    assert docker_run(engine, removed.image, "bash", "-c", FILES_LISTING) == docker_run(engine, first.image, "bash", "-c", FILES_LISTING)
     home = docker_run(engine, removed.image, "bash", "-c", HOME_LISTING)
     assert "./new-notes.txt" in home and "./old-notes.txt" not in home
     skel = subprocess.run([engine.cli, "run", "--rm", "--network=none", removed.image, "cat", ".bashrc", "/etc/skel/.bashrc"],
