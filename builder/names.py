@@ -57,6 +57,12 @@ PYTHON_LABEL = LABEL_PREFIX + "python"  # the Python the image has ("3.11", or "
 PYTHON_REQUESTED_LABEL = LABEL_PREFIX + "python-requested"  # what the repository asked for, and where
 RENDERING_KIND_LABEL = LABEL_PREFIX + "environment"  # environment.yml: says it is a PyPI rendering
 SUBDIR_LABEL = LABEL_PREFIX + "subdir"  # --subdir: the folder of the repository that was built
+# The incremental dependency layer (builder/increment.py): what lies under the dependency
+# step (only on images that may be built upon), how many increments the image is from a
+# full build (absent: it is one), and the image it was built upon.
+STACK_LABEL = LABEL_PREFIX + "dependency-stack"
+INCREMENT_LABEL = LABEL_PREFIX + "increment"
+INCREMENTAL_FROM_LABEL = LABEL_PREFIX + "incremental-from"
 BASE_PYTHONS_LABEL = LABEL_PREFIX + "base.pythons"  # on base images: "3.11=/usr/bin/python3.11 ..."
 BASE_DEFAULT_PYTHON_LABEL = LABEL_PREFIX + "base.default-python"
 BASE_SUITE_LABEL = LABEL_PREFIX + "base.suite"

@@ -12,6 +12,7 @@ from importlib.metadata import version as _dist_version
 from dsbuild.templates import environment
 
 from .errors import ConfigError
+from .names import validate_image_ref
 from .plan import BuildPlan
 from .pieces.project import REQUIRES_FILE
 from .progress import FILES_STAGE, PROJECT_STAGE, STAGE_PHASES
@@ -81,6 +82,23 @@ def render_dockerfile(plan: BuildPlan, source_scope: str = "", limits: bool = Fa
     return Dockerfile(text=text.rstrip("\n") + "\n", phases=step_phases(text))
 
 
+# Where the full build's steps that an incremental build repeats begin (Dockerfile.j2).
+INCREMENT_FROM_PHASE = "# dsbuild-phase: environment files"
+
+
+def render_incremental(plan: BuildPlan, previous: str, source_scope: str = "", limits: bool = False) -> Dockerfile:
+    """The incremental dependency layer (increment.py): templates/incremental.j2 on top of
+    `previous` (an image reference: BuildKit's FROM does not take a bare image id), then the full build's own steps from the environment files on,
+    so both install the same lock the same way."""
+    validate_image_ref(previous, "earlier image")
+    full = render_dockerfile(plan, source_scope, limits).text
+    if plan.project_metadata or full.count(INCREMENT_FROM_PHASE) != 1:
+        raise ValueError("this plan cannot be built incrementally")
+    head = _environment().get_template("incremental.j2").render(plan=plan, version=dsbuild_version(), previous=previous)
+    text = head + full[full.index(INCREMENT_FROM_PHASE):]
+    return Dockerfile(text=text, phases=step_phases(text))
+
+
 def render_entrypoint() -> str:
     return _environment().get_template("entrypoint.sh.j2").render()
 
@@ -89,5 +107,5 @@ def templates_digest() -> str:
     """Names the templates' text: an image built from other templates is not reused."""
     from dsbuild.templates import read_template
 
-    text = read_template("", "Dockerfile.j2") + read_template("", "entrypoint.sh.j2")
+    text = read_template("", "Dockerfile.j2") + read_template("", "entrypoint.sh.j2") + read_template("", "incremental.j2")
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -9,6 +9,7 @@ arguments, so tests run it with fakes."""
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,12 +23,16 @@ from .facts import RepoFacts, scan
 from .fetch import Resolved, public_url
 from .host import HostSettings
 from .limits import BuildPolicy
+from .increment import DEFAULT_MAX_INCREMENTS
 from .locklabel import LockRecords, settle_lock_label
 from .names import (
     BASE_CREATED_LABEL,
     BASE_IMAGE_ID_LABEL,
     BASE_IMAGE_LABEL,
     ENVIRONMENT_HASH_LABEL,
+    INCREMENT_LABEL,
+    INCREMENTAL_FROM_LABEL,
+    STACK_LABEL,
     ENVIRONMENT_OPTIONS_LABEL,
     LOCK_LABEL,
     LOCK_ORIGIN_LABEL,
@@ -47,6 +52,7 @@ from .names import (
 )
 from .pieces.conda import RENDERING_LABEL
 from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
+from .increment import Increment, decide_increment, may_build_upon, stack_hash
 from .progress import BuildEvent, BuildFinished
 from .pythons import SUITE_PYTHONS, base_ref
 from .registry import Registry
@@ -54,7 +60,7 @@ from .render import dsbuild_version
 from .source import GitSource, Source, validate_subdir
 from .limits_helper import helper_image
 from .staging import stage_build
-from .target import IN_REGISTRY, ON_ENGINE, Target, decide_target
+from .target import IN_REGISTRY, ON_ENGINE, PRIVATE_TAG, Target, decide_target, previous_image
 from .workspace import Workspace
 
 
@@ -65,12 +71,13 @@ class BuildRequest:
     host: HostSettings = HostSettings()
     name: str | None = None  # image repository name; default: names.image_name(source)
     force: bool = False
-    no_cache: bool = False
+    no_cache: bool = False  # also: a full build, never an incremental one (increment.py)
     registry: Registry | None = None  # names the image HOST:PORT/name:tag
     push: bool = False
     resolved: Resolved | None = None  # the source already resolved (the launch preflight did)
     subdir: str | None = None  # build this folder of the repository (validated by source.validate_subdir)
     policy: BuildPolicy = BuildPolicy()  # deadline, limits, cache sharing (limits.py)
+    max_increments: int = DEFAULT_MAX_INCREMENTS  # chains of incremental builds (increment.py); 0: always full
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class Built:
     run_steps: tuple[int, ...] = field(default=())
     lock_origin: str = ""  # where the package versions came from (plan.LockChoice.describe)
     found: str = ""  # for a skipped build: where the image was (target.IN_REGISTRY or ON_ENGINE)
+    built_upon: str = ""  # an incremental build: the earlier image it was built on (increment.py)
 
 
 Event = Status | BuildEvent | Built
@@ -117,6 +125,7 @@ def labels_for(target: Target, plan_: BuildPlan, subdir: str | None = None) -> d
         OPTIONS_LABEL: target.options_hash,
         **python_labels(plan_),
         **extra,
+        **({STACK_LABEL: stack} if (stack := stack_hash(plan_)) else {}),
     }
 
 
@@ -193,7 +202,10 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     yield Status("planning", f"pieces: {', '.join(the_plan.pieces) or 'none'}")
     if not the_plan.dockerfile:
         yield Status("planning", f"packages: {the_plan.lock_origin}")
-    labels = labels_for(target, the_plan, request.subdir)
+    increment = _increment(request, engine, target, the_plan)
+    if not the_plan.dockerfile:
+        yield Status("planning", increment.why if increment.incremental else f"full build: {increment.why}")
+    labels = labels_for(target, the_plan, request.subdir) | _increment_labels(increment)
     created = (engine.inspect_image(options.base_image) or {}).get("Created", "")
     if created:
         labels[BASE_CREATED_LABEL] = created[:19] + "Z"
@@ -204,27 +216,63 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
         labels[LOCK_LABEL] = known.digest
     policy = request.policy if engine.step_limits else replace(request.policy, cgroup_limits=False)
     helper = helper_image(engine, workspace.root) if the_plan.dockerfile and policy.cgroup_limits else None
-    staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, policy,
-                         source_hash(resolved.source)[:16], helper)
-    yield Status("building", f"building {target.ref}")
-    finished = None
-    for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
-                              staged.policy or policy, staged.secrets, repository=target.ref.rpartition(":")[0],
-                              base=None if the_plan.dockerfile else options.base_image):
-        finished = event if isinstance(event, BuildFinished) else finished
-        yield event
+    with _pinned(engine, target, increment) as pin:
+        staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, policy,
+                             source_hash(resolved.source)[:16], helper, previous=pin)
+        yield Status("building", f"building {target.ref}")
+        finished = None
+        for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
+                                  staged.policy or policy, staged.secrets, repository=target.ref.rpartition(":")[0],
+                                  base=None if the_plan.dockerfile else (pin or options.base_image)):
+            finished = event if isinstance(event, BuildFinished) else finished
+            yield event
     if finished is None:
         raise BuildFailed("the build ended without an image")
     image_id = finished.image_id
     if not the_plan.dockerfile:
         # Each step after FROM adds one layer: the lock is in the dependency step's.
-        index = target.base_layers + staged.phases.index("dependencies") - 1
+        under = increment.previous.layers if increment.previous else target.base_layers
+        index = under + staged.phases.index("dependencies") - 1
         scratch = f"{target.name}:dsbuild-scratch-{target.tag}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
     engine.tag(image_id, target.ref)
     yield from _push(request, engine, target.ref)
     yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps,
-                labels[LOCK_ORIGIN_LABEL])
+                labels[LOCK_ORIGIN_LABEL], built_upon=increment.previous.ref if increment.previous else "")
+
+
+def _increment(request: BuildRequest, engine: DockerEngine, target: Target, the_plan: BuildPlan) -> Increment:
+    """Incremental or full (increment.py decides); the engine is asked for an earlier
+    image only when one could matter."""
+    wanted = may_build_upon(the_plan, request.no_cache, request.max_increments)
+    previous = previous_image(target, engine) if wanted else None
+    return decide_increment(the_plan, previous, source_hash=source_hash(target.resolved.source),
+                            options_hash=target.options_hash, no_cache=request.no_cache,
+                            max_increments=request.max_increments)
+
+
+def _increment_labels(increment: Increment) -> dict[str, str]:
+    """An incremental image says how far it is from a full build and what it was built on
+    (its other labels are its own, as a full build's: the lock label is the full lock's)."""
+    if increment.previous is None:
+        return {}
+    return {INCREMENT_LABEL: str(increment.depth),
+            INCREMENTAL_FROM_LABEL: f"{increment.previous.ref}@{increment.previous.image_id}"}
+
+
+@contextmanager
+def _pinned(engine: DockerEngine, target: Target, increment: Increment) -> Iterator[str | None]:
+    """The earlier image under a tag of this build's own for the build's FROM (which takes
+    no bare image id), so a retag of its usual name meanwhile changes nothing; untagged after."""
+    if increment.previous is None:
+        yield None
+        return
+    pin = f"{target.ref.rpartition(':')[0]}:{PRIVATE_TAG}from-{target.tag}"
+    engine.tag(increment.previous.image_id, pin)
+    try:
+        yield pin
+    finally:
+        engine.remove_unused_image(pin)
 
 
 def _pick_base(

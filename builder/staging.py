@@ -14,7 +14,7 @@ from .dockerfile_limits import limit_runs
 from .host import INDEX_SECRET, HostSettings, index_secret
 from .limits import BuildPolicy
 from .plan import BuildPlan
-from .render import render_dockerfile
+from .render import render_dockerfile, render_incremental
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,13 @@ class Staged:
 
 
 def stage_build(plan: BuildPlan, repo: Path, folder: Path, private: Path, host: HostSettings,
-                policy: BuildPolicy, cache_scope: str, limits_image: str | None = None) -> Staged:
+                policy: BuildPolicy, cache_scope: str, limits_image: str | None = None,
+                previous: str | None = None) -> Staged:
     """`folder` is the context folder (kept between builds), `private` a folder of this
     build only (for the secret), `cache_scope` names the source's own package cache
     (16 hex of names.source_hash), `limits_image` holds the limits helper that a
-    repository's own Dockerfile's RUN steps start with (limits_helper.py)."""
+    repository's own Dockerfile's RUN steps start with (limits_helper.py), `previous` the
+    image an incremental build starts from (increment.py)."""
     if plan.dockerfile:
         if not policy.dockerfile_mounts:
             check_repo_dockerfile((repo / plan.dockerfile).read_text(errors="replace"), plan.dockerfile)
@@ -44,7 +46,10 @@ def stage_build(plan: BuildPlan, repo: Path, folder: Path, private: Path, host: 
             return Staged(folder / "repo", dockerfile, (), policy=replace(policy, every_run=True))
         return Staged(folder / "repo", folder / "repo" / plan.dockerfile, ())
     scope = "" if policy.shared_cache else cache_scope
-    rendered = render_dockerfile(plan, scope, policy.cgroup_limits)
+    if previous:
+        rendered = render_incremental(plan, previous, scope, policy.cgroup_limits)
+    else:
+        rendered = render_dockerfile(plan, scope, policy.cgroup_limits)
     dockerfile = stage_context(folder, repo, plan, rendered, host)
     secret = private / INDEX_SECRET
     private.mkdir(mode=0o700, exist_ok=True)

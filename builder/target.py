@@ -18,6 +18,7 @@ from .host import HostSettings
 from .names import (
     BASE_IMAGE_ID_LABEL,
     BASE_IMAGE_LABEL,
+    OCI_CREATED,
     OPTIONS_LABEL,
     SOURCE_HASH_LABEL,
     describe_options,
@@ -28,6 +29,7 @@ from .names import (
     source_hash,
     validate_image_ref,
 )
+from .increment import Previous
 from .plan import BuildOptions
 from .registry import docker_auth, manifest_exists
 from .render import dsbuild_version, templates_digest
@@ -115,3 +117,35 @@ def decide_target(request: BuildRequest, workspace: Workspace, engine: DockerEng
     if labels is not None and reusable(labels, target, engine):
         return replace(target, found=ON_ENGINE)
     return target
+
+
+# dsbuild's own short-lived tags (the scratch tag of a relabel, the pin of an incremental build).
+PRIVATE_TAG = "dsbuild-"
+# Candidates looked at, newest first (`docker images` lists newest first).
+PREVIOUS_CANDIDATES = 20
+
+
+def previous_image(target: Target, engine: DockerEngine) -> Previous | None:
+    """The newest image of the target's repository on the engine that `reusable` accepts
+    but for its tag (same source, same options, same base): the image an incremental
+    build may start from (increment.py decides). Engines that keep no images (BuildKit)
+    have none."""
+    listing = getattr(engine, "image_refs", None)
+    if listing is None or not target.base_id:
+        return None
+    repository = target.ref.rpartition(":")[0]
+    newest: tuple[str, str, dict[str, str]] | None = None
+    for ref in listing([f"reference={repository}"])[:PREVIOUS_CANDIDATES]:
+        if ref.rpartition(":")[0] != repository or ref.rpartition(":")[2].startswith(PRIVATE_TAG):
+            continue
+        labels = engine.image_labels(ref)
+        if labels is None or not reusable(labels, target, engine):
+            continue
+        created = labels.get(OCI_CREATED, "")
+        if newest is None or created > newest[0]:
+            newest = (created, ref, labels)
+    if newest is None:
+        return None
+    info = engine.inspect_image(newest[1]) or {}
+    layers = len((info.get("RootFS") or {}).get("Layers") or [])
+    return Previous(newest[1], info.get("Id", ""), newest[2], layers)

@@ -16,6 +16,7 @@ from dsbuild.builder.engine import DockerEngine
 from dsbuild.builder.errors import EngineUnavailable, ConfigError
 from dsbuild.builder.facts import scan
 from dsbuild.builder.host import read_host_settings
+from dsbuild.builder.increment import DEFAULT_MAX_INCREMENTS
 from dsbuild.builder.limits import BuildPolicy
 from dsbuild.builder.plan import (
     DEFAULT_BASE_IMAGE, BaseFacts, BuildOptions, NotebookUser, PythonInstall, base_image_for, plan, python_request,
@@ -59,7 +60,12 @@ def build_options(command):
         [
             click.option("--image-name", help="Image repository name. Default: dsbuild-<repo name>-<8 hex of the source URL>."),
             click.option("--force", is_flag=True, help="Build even if the image for this commit exists."),
-            click.option("--no-cache", is_flag=True, help="Do not reuse Docker's layer cache."),
+            click.option("--no-cache", is_flag=True,
+                         help="Do not reuse Docker's layer cache, nor build upon an earlier image: a full build."),
+            click.option("--max-increments", type=click.IntRange(min=0), default=DEFAULT_MAX_INCREMENTS, show_default=True,
+                         help="When only the Python packages changed, install just the difference on top of this "
+                              "source's newest image, at most this many times in a row; then a full build. "
+                              "0: always a full build (docs/builder.md, \"Incremental dependency layer\")."),
             click.option(
                 "--ca-cert",
                 type=click.Path(dir_okay=False, path_type=Path),
@@ -116,6 +122,7 @@ def build_options(command):
 def _request(
     repo, ref, subdir, base_image, image_name, force, no_cache, ca_cert, index_url, locked, relock, as_of, exact_python,
     python_downloads, user_id, user_name, registry, push, build_timeout, trusted, keep_tests=False,
+    max_increments=DEFAULT_MAX_INCREMENTS,
 ) -> BuildRequest:
     """The BuildRequest that the options of `build_options` and `source_options` describe."""
     if push and not registry:
@@ -135,6 +142,7 @@ def _request(
         push=push,
         subdir=validate_subdir(subdir) if subdir else None,
         policy=policy,
+        max_increments=max_increments,
     )
 
 
@@ -233,6 +241,9 @@ def build_command(quiet, **options):
     never replace each other.
     Skipped when that tag already exists (built from the same source with the same
     options), or when --registry already holds it (asked without pulling), unless --force.
+    When only the Python packages changed (and the repository has no postBuild, start or
+    packages of its own), the new lock is installed on top of this source's newest image:
+    only the difference (--max-increments bounds the chain; --no-cache builds in full).
     Prints the image reference on stdout.
     """
     request = _request(**options)

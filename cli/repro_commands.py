@@ -29,6 +29,8 @@ from dsbuild.builder.names import (
     BASE_IMAGE_LABEL,
     BASE_SUITE_LABEL,
     ENVIRONMENT_OPTIONS_LABEL,
+    INCREMENT_LABEL,
+    INCREMENTAL_FROM_LABEL,
     LABEL_PREFIX,
     LOCK_LABEL,
     LOCK_ORIGIN_LABEL,
@@ -115,6 +117,15 @@ def environment_note(options: str | None) -> str:
             "so this build never replaces the build of the same commit with other options")
 
 
+def build_note(labels: dict[str, str]) -> str:
+    """Whether the image was built in full or on top of an earlier one (builder/increment.py)."""
+    upon = labels.get(INCREMENTAL_FROM_LABEL)
+    if not upon:
+        return "built: in full"
+    return (f"built: incrementally, {labels.get(INCREMENT_LABEL, '?')} increment(s) from a full build, on top of "
+            f"{upon}; the lock above is the full lock, and the environment is exactly it")
+
+
 @main.command()
 @click.argument("image")
 @user_errors
@@ -136,6 +147,7 @@ def show(image):
     out.print(table)
     out.print(environment_note(labels.get(ENVIRONMENT_OPTIONS_LABEL)))
     out.print(f"packages: {labels.get(LOCK_ORIGIN_LABEL, 'origin not recorded (built by an older dsbuild)')}")
+    out.print(build_note(labels))
     text = engine.read_file(image, LOCK_PATH)
     if text is None:
         out.print(f"no {LOCK_PATH} in this image")

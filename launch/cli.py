@@ -159,6 +159,7 @@ def register(main: click.Group, hub: click.Group) -> None:
 @setting(LaunchConfig, "allowed_host_networks", "--allow-host-network", type=str, multiple=True, metavar="CIDR",
          help=f"{_help(LaunchConfig, 'allowed_host_networks')} Repeatable.")
 @setting(LaunchConfig, "image_prefix")
+@setting(LaunchConfig, "max_increments")
 @setting(LaunchConfig, "gc_interval")
 @setting(LaunchConfig, "gc_max_age")
 @setting(LaunchConfig, "gc_max_disk", type=str, show_default=True,

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from traitlets import Any, Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from dsbuild.builder.increment import DEFAULT_MAX_INCREMENTS
 from dsbuild.spawner.quantities import Memory
 
 from .errors import ConfigInvalid
@@ -94,6 +95,10 @@ class LaunchConfig(Configurable):
                         help="Largest repository (bytes of files at the commit) that is built; 0 for no limit.")
     image_prefix = Unicode("dsbuild", config=True,
                            help="Images are named PREFIX-<repo>-<hash>:<commit> (builder/names.py).")
+    max_increments = Int(DEFAULT_MAX_INCREMENTS, config=True,
+                         help="A new commit whose only change is its Python packages is built on top of the "
+                              "repository's newest image (only the difference installed), at most this many times "
+                              "in a row; then in full. 0: always in full (docs/builder.md).")
     gc_interval = Float(3600.0, config=True,
                         help="Seconds between garbage collections of git mirrors, build contexts and this service's "
                              "images (by age and disk use, like `dsbuild gc`); 0 turns it off.")

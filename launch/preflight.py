@@ -100,6 +100,7 @@ class Preflight:
             name=image_name(spec.source, self.config.image_prefix),
             registry=Registry(self.config.registry) if self.config.registry else None,
             push=bool(self.config.registry),
+            max_increments=self.config.max_increments,
         )
 
     def check(self, spec: LaunchSpec) -> Checked:

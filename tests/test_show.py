@@ -9,7 +9,7 @@ from dsbuild.builder.host import HostSettings
 from dsbuild.builder.names import describe_options, environment_options
 from dsbuild.builder.plan import BuildOptions
 from dsbuild.cli import main, repro_commands
-from dsbuild.cli.repro_commands import environment_note
+from dsbuild.cli.repro_commands import build_note, environment_note
 
 
 def test_show_explains_the_suffix_or_its_absence():
@@ -17,6 +17,12 @@ def test_show_explains_the_suffix_or_its_absence():
     assert "as-of=2024-01-01" in environment_note(dated) and "never replaces" in environment_note(dated)
     assert "commit (or folder content) alone" in environment_note("defaults")
     assert "older dsbuild" in environment_note(None)
+
+
+def test_show_says_whether_the_image_was_built_in_full_or_on_top_of_another():
+    assert build_note({}) == "built: in full"
+    note = build_note({"io.dsbuild.increment": "2", "io.dsbuild.incremental-from": "x:1@sha256:ab"})
+    assert "incrementally, 2 increment(s) from a full build, on top of x:1@sha256:ab" in note
 
 
 class FakeEngine:

@@ -3,6 +3,8 @@ the run instead of skipping: scripts/test.sh starts one."""
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import subprocess
 import uuid
@@ -15,6 +17,7 @@ from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.names import environment_options, environment_suffix, image_tag
 from dsbuild.builder.plan import BuildOptions
 from dsbuild.builder.service import BuildRequest, Built, build
+from tests.conftest import NOTEBOOKS
 
 
 @pytest.fixture(scope="session")
@@ -63,3 +66,19 @@ def docker_run(engine: DockerEngine, image: str, *command: str, volumes: tuple[s
     done = subprocess.run([*args, image, *command], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+def run_sketches_notebook(engine: DockerEngine, image: str) -> None:
+    """notebooks/sketches.ipynb runs in the image without an error, with the results it should have."""
+    out = docker_run(
+        engine,
+        image,
+        "bash",
+        "-c",
+        "jupyter execute --output=/tmp/out.ipynb notebooks/sketches.ipynb >/dev/null 2>&1 && cat /tmp/out.ipynb",
+        volumes=(f"{NOTEBOOKS}:/home/jovyan/notebooks:ro",),
+    )
+    cells = [c for c in json.loads(out)["cells"] if c["cell_type"] == "code"]
+    assert all(not any(o.get("output_type") == "error" for o in c["outputs"]) for c in cells)
+    summary = ast.literal_eval("".join(cells[-1]["outputs"][0]["data"]["text/plain"]))
+    assert 0 < summary["bloom_fp"] < 0.02 and summary["cms_within_bound"] > 0.99

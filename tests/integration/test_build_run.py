@@ -3,7 +3,6 @@ JupyterLab answering, and failures that leave no image behind."""
 
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
@@ -18,9 +17,9 @@ from dsbuild.builder.render import render_dockerfile
 from dsbuild.builder.run import RunOptions, start_server
 from dsbuild.builder.service import BuildRequest, Status
 from dsbuild.builder.source import LocalSource
-from tests.conftest import EXAMPLES, NOTEBOOKS, ROOT
+from tests.conftest import EXAMPLES, ROOT
 
-from .conftest import build_all, docker_run, plain_tag
+from .conftest import build_all, docker_run, plain_tag, run_sketches_notebook
 
 pytestmark = pytest.mark.docker
 
@@ -47,18 +46,7 @@ def test_image_is_tagged_and_labelled(engine, sketches, prefix):
 
 
 def test_notebook_runs_inside_its_image(engine, sketches):
-    out = docker_run(
-        engine,
-        sketches.image,
-        "bash",
-        "-c",
-        "jupyter execute --output=/tmp/out.ipynb notebooks/sketches.ipynb >/dev/null 2>&1 && cat /tmp/out.ipynb",
-        volumes=(f"{NOTEBOOKS}:/home/jovyan/notebooks:ro",),
-    )
-    cells = [c for c in json.loads(out)["cells"] if c["cell_type"] == "code"]
-    assert all(not any(o.get("output_type") == "error" for o in c["outputs"]) for c in cells)
-    summary = ast.literal_eval("".join(cells[-1]["outputs"][0]["data"]["text/plain"]))
-    assert 0 < summary["bloom_fp"] < 0.02 and summary["cms_within_bound"] > 0.99
+    run_sketches_notebook(engine, sketches.image)
 
 
 def test_same_content_is_not_built_again(engine, sketches, prefix):
