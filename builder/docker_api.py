@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+from typing import IO, Callable
 from urllib.parse import quote, urlencode
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -37,6 +38,21 @@ class _UnixConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+
+
+class _Chunked:
+    """A request body written as it is made (HTTP chunked encoding), for `DockerApi.load`."""
+
+    def __init__(self, connection: http.client.HTTPConnection):
+        self.connection = connection
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.connection.send(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
+        return len(data)
+
+    def end(self) -> None:
+        self.connection.send(b"0\r\n\r\n")
 
 
 def socket_path(docker_host: str | None) -> str | None:
@@ -109,3 +125,54 @@ class DockerApi:
         name, tag = split_ref(ref)
         status, _ = self._request("POST", f"/images/{quote(image, safe='/:@')}/tag?{urlencode({'repo': name, 'tag': tag})}")
         return status == 201
+
+    def images(self, labels: dict[str, str]) -> list[dict]:
+        """The images that carry every one of `labels` (Id, Created, Labels, RepoTags)."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+        status, body = self._request("GET", f"/images/json?{urlencode({'filters': filters})}")
+        if status != 200:
+            raise ApiUnavailable(f"GET /images/json: HTTP {status}")
+        try:
+            return list(json.loads(body) or [])
+        except ValueError:
+            raise ApiUnavailable("GET /images/json: not JSON") from None
+
+    def history(self, ref: str) -> list[dict] | None:
+        """`docker history`: the image's history entries, newest first."""
+        found = self._json(f"/images/{quote(ref, safe='/:@')}/history")
+        return None if found is None else list(found)
+
+    def load(self, write: Callable[[IO[bytes]], None]) -> str:
+        """`docker load` of the tar that `write(body)` writes as it goes; the loaded image's id.
+        The engine skips every layer it holds already, so the tar holds only the new ones."""
+        connection = _UnixConnection(self.path, self.timeout)
+        try:
+            connection.putrequest("POST", "/images/load?quiet=1")
+            connection.putheader("Content-Type", "application/x-tar")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            body = _Chunked(connection)
+            write(body)  # type: ignore[arg-type]
+            body.end()
+            response = connection.getresponse()
+            status, data = response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise ApiUnavailable(str(err)) from None
+        finally:
+            connection.close()
+        return _loaded_id(status, data)
+
+
+def _loaded_id(status: int, data: bytes) -> str:
+    """The image id in `docker load`'s answer (JSON lines), or ApiUnavailable with its error."""
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("error") or message.get("errorDetail"):
+            raise ApiUnavailable(f"loading the image failed: {message.get('error') or message['errorDetail']}")
+        text = str(message.get("stream", ""))
+        if text.startswith("Loaded image ID: "):
+            return text.removeprefix("Loaded image ID: ").strip()
+    raise ApiUnavailable(f"loading the image failed (HTTP {status}): {data[:200]!r}")
