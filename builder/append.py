@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import stat
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -121,6 +120,8 @@ def write_layer(tree: Path, home: str, uid: int, out: IO[bytes]) -> str:
     """The layer `COPY --chown=UID:UID tree/ HOME/` makes, written to `out`; its diff id.
     HOME's parents are root's, mode 755, as the base image has them; HOME gets `tree`'s mode.
     NotAppendable for a file that is not a regular file, folder or symbolic link."""
+    import tarfile  # only here: a CLI start does not pay for it
+
     hasher = _Hashing(out)
     with tarfile.open(fileobj=hasher, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         parts = home.strip("/").split("/")
@@ -137,8 +138,8 @@ def write_layer(tree: Path, home: str, uid: int, out: IO[bytes]) -> str:
     return "sha256:" + hasher.digest.hexdigest()
 
 
-def _add(tar: tarfile.TarFile, path: Path, name: str, uid: int) -> None:
-    info = tar.gettarinfo(str(path), name)
+def _add(tar, path: Path, name: str, uid: int) -> None:
+    info = tar.gettarinfo(str(path), name)  # a tarfile.TarInfo
     if not (info.isfile() or info.isdir() or info.issym()):
         raise NotAppendable(f"{path.name} is neither a file, a folder nor a link")
     info.uid = info.gid = uid

@@ -8,7 +8,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +96,8 @@ class GitFetcher:
         with tempfile.TemporaryDirectory(prefix="dsbuild-archive-") as tmp:
             archive = Path(tmp) / "tree.tar"
             _git("archive", "--format=tar", f"--output={archive}", resolved.commit, cwd=mirror, limits=self.limits)
+            import tarfile  # only here: a CLI start does not pay for it
+
             with tarfile.open(archive) as tar:
                 tar.extractall(dest, filter="data")
 
