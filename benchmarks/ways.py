@@ -94,7 +94,8 @@ class Dsbuild:
         image = run.stdout.strip().splitlines()[-1]
         phases = dsbuild_phases(run.stderr)
         ran = re.search(r"\((\d+) steps run, (\d+) cached\)", run.stderr)
-        detail = {"phases": phases, "steps_run": int(ran.group(1)) if ran else None}
+        detail = {"phases": phases, "steps_run": int(ran.group(1)) if ran else None,
+                  "layer_added_without_build": "without a build" in run.stderr}
         return Result(run.seconds, image, detail)
 
 
