@@ -85,10 +85,11 @@ class DockerApi:
         path = socket_path(env.get("DOCKER_HOST"))
         return cls(path) if path and os.path.exists(path) else None
 
-    def _request(self, method: str, path: str) -> tuple[int, bytes]:
+    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         connection = _UnixConnection(self.path, self.timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {"Content-Length": "0"} if method == "POST" else {}
         try:
-            connection.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException) as err:
@@ -126,6 +127,21 @@ class DockerApi:
         status, _ = self._request("POST", f"/images/{quote(image, safe='/:@')}/tag?{urlencode({'repo': name, 'tag': tag})}")
         return status == 201
 
+    def run(self, config: dict) -> str:
+        """Create and start a container; its id. ApiUnavailable when the image is not here
+        (404: the CLI pulls it); RuntimeError with the engine's message when it refuses."""
+        status, body = self._request("POST", "/containers/create", json.dumps(config).encode())
+        if status == 404:
+            raise ApiUnavailable("no such image here")
+        if status != 201:
+            raise RuntimeError(_message(body))
+        container = json.loads(body)["Id"]
+        status, body = self._request("POST", f"/containers/{quote(container, safe='')}/start")
+        if status not in (204, 304):
+            self._request("DELETE", f"/containers/{quote(container, safe='')}?force=1")
+            raise RuntimeError(_message(body))
+        return container
+
     def images(self, labels: dict[str, str]) -> list[dict]:
         """The images that carry every one of `labels` (Id, Created, Labels, RepoTags)."""
         filters = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
@@ -161,6 +177,13 @@ class DockerApi:
         finally:
             connection.close()
         return _loaded_id(status, data)
+
+
+def _message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message") or body[:200])
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace")
 
 
 def _loaded_id(status: int, data: bytes) -> str:

@@ -258,6 +258,19 @@ class DockerEngine:
             raise RunFailed(f"docker run failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
 
+    def start_container(self, config: Mapping) -> str | None:
+        """Create and start a container from an API create body (run.container_config);
+        its id, or None when the local API cannot (no socket, or the image must be pulled:
+        the CLI does that). RunFailed with the engine's reason when it refuses."""
+        if self.api is None:
+            return None
+        try:
+            return self.api.run(dict(config))
+        except ApiUnavailable:
+            return None
+        except RuntimeError as err:
+            raise RunFailed(f"docker run failed: {err}") from None
+
     def run_attached(self, args: Sequence[str], env: Mapping[str, str] = {}) -> int:
         """`docker run --rm` with this process's stdin/stdout/stderr; returns its exit code
         (the command's, or docker's own 125-127 when the container could not start)."""
