@@ -175,6 +175,34 @@ def _machine_line(machine: Mapping) -> str:
     return ", ".join(parts)
 
 
+UV_PARTS = (("Resolved", "resolve"), ("Prepared", "download + unpack"), ("Installed", "install"),
+            ("Bytecode compiled", "bytecode"))
+
+
+def cold_profile(runs: Iterable[Mapping]) -> list[str]:
+    """Where dsbuild's cold build went, step by step (its median run), beside the floor:
+    each phase's seconds as dsbuild reports them (steps of 1 s or more), uv's own split of
+    them, and what no step accounts for (the CLI, the context upload, the layer export, tags)."""
+    cold = sorted((r for r in runs if r["scenario"] == "cold_build" and r["way"] == "dsbuild"), key=lambda r: r["value"])
+    floor = [r["value"] for r in runs if r["scenario"] == "cold_build" and r["way"] == "floor"]
+    if not cold or not cold[len(cold) // 2].get("detail", {}).get("phases"):
+        return []
+    run = cold[len(cold) // 2]
+    phases, uv = run["detail"]["phases"], run["detail"].get("uv", {})
+    lines = ["", f"Cold build, where dsbuild's {run['value']:.1f} s went (its median run; the floor, "
+             f"uv with a cold cache and no bytecode, took {statistics.median(floor):.1f} s):" if floor else
+             f"Cold build, where dsbuild's {run['value']:.1f} s went (its median run):", "",
+             "| Phase | Seconds | " + " | ".join(label for _, label in UV_PARTS) + " |",
+             "|---|---:|" + "---:|" * len(UV_PARTS)]
+    for phase, seconds in phases.items():
+        split = uv.get(phase, {})
+        lines.append(f"| {phase} | {seconds:.1f} | " + " | ".join(
+            f"{split[key]:.1f}" if key in split else "—" for key, _ in UV_PARTS) + " |")
+    rest = run["value"] - sum(phases.values())
+    lines.append(f"| not in a step: CLI, context upload, layer export, tags | {rest:.1f} |" + " |" * len(UV_PARTS))
+    return lines
+
+
 def render(report: Mapping) -> str:
     """The markdown for a report: machine, the side-by-side table, the aims."""
     stats = summarize(report.get("runs", ()))
@@ -198,6 +226,7 @@ def render(report: Mapping) -> str:
             f"| {cell(got['floor'], row.unit)} | {row.floor if got['floor'] else '—'} "
             f"| {ratio_text(ratio(got['dsbuild'], got['handwritten']))} | {ratio_text(ratio(got['dsbuild'], got['floor']))} |"
         )
+    lines += cold_profile(report.get("runs", ()))
     lines += [""] + [f"- {note}" for note in NOTES]
     lines += ["", "| Aim | Target | Measured (medians) | Met |", "|---|---|---|---|"]
     for aim in aims(stats):
