@@ -64,6 +64,22 @@ def update_docs(table: str, path: Path = DOCS) -> None:
     path.write_text(f"{head}{START_MARK}\n{table}{END_MARK}{tail}")
 
 
+def compile_bytecode() -> None:
+    """dsbuild and its dependencies byte-compiled, as an installed tool is (pip compiles what
+    it installs): an editable install under uv, or with PYTHONDONTWRITEBYTECODE set, has no
+    bytecode, and every `dsbuild` command would then compile each module it imports again
+    (0.2 s of a code-only rebuild). Only what is missing or stale is compiled."""
+    import compileall
+    import importlib
+    import sysconfig
+
+    roots = {Path(sysconfig.get_paths()["purelib"])}
+    roots |= {Path(importlib.import_module(f"dsbuild.{part}").__file__).parent
+              for part in ("builder", "cli", "launch", "spawner", "templates")}
+    for root in sorted(roots):
+        compileall.compile_dir(str(root), quiet=1, workers=0)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -72,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     docker("version", "--format", "{{.Server.Version}}")
+    log("byte-compiling dsbuild and its dependencies (as installed tools are)")
+    compile_bytecode()
     nonce = secrets.token_hex(3)
     janitor = Janitor()
     work = Path(tempfile.mkdtemp(prefix=f"dsbench-{nonce}-", dir="/var/tmp"))

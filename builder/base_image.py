@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -173,6 +172,8 @@ def build_default_base(engine: DockerEngine, ref: str, suite: str = DEFAULT_SUIT
         ]
         say(f"importing {ref}")
         tarball = Path(tmp) / "rootfs.tar"
+        import tarfile  # only here: a CLI start does not pay for it
+
         with tarfile.open(tarball, "w") as tar:
             tar.add(root, arcname=".")
         with open(tarball, "rb") as handle:

@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import socket
+from typing import IO, Callable
 from urllib.parse import quote, urlencode
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -37,6 +38,21 @@ class _UnixConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+
+
+class _Chunked:
+    """A request body written as it is made (HTTP chunked encoding), for `DockerApi.load`."""
+
+    def __init__(self, connection: http.client.HTTPConnection):
+        self.connection = connection
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.connection.send(b"%x\r\n" % len(data) + bytes(data) + b"\r\n")
+        return len(data)
+
+    def end(self) -> None:
+        self.connection.send(b"0\r\n\r\n")
 
 
 def socket_path(docker_host: str | None) -> str | None:
@@ -69,10 +85,11 @@ class DockerApi:
         path = socket_path(env.get("DOCKER_HOST"))
         return cls(path) if path and os.path.exists(path) else None
 
-    def _request(self, method: str, path: str) -> tuple[int, bytes]:
+    def _request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         connection = _UnixConnection(self.path, self.timeout)
+        headers = {"Content-Type": "application/json"} if body is not None else {"Content-Length": "0"} if method == "POST" else {}
         try:
-            connection.request(method, path, headers={"Content-Length": "0"} if method == "POST" else {})
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, response.read()
         except (OSError, http.client.HTTPException) as err:
@@ -109,3 +126,76 @@ class DockerApi:
         name, tag = split_ref(ref)
         status, _ = self._request("POST", f"/images/{quote(image, safe='/:@')}/tag?{urlencode({'repo': name, 'tag': tag})}")
         return status == 201
+
+    def run(self, config: dict) -> str:
+        """Create and start a container; its id. ApiUnavailable when the image is not here
+        (404: the CLI pulls it); RuntimeError with the engine's message when it refuses."""
+        status, body = self._request("POST", "/containers/create", json.dumps(config).encode())
+        if status == 404:
+            raise ApiUnavailable("no such image here")
+        if status != 201:
+            raise RuntimeError(_message(body))
+        container = json.loads(body)["Id"]
+        status, body = self._request("POST", f"/containers/{quote(container, safe='')}/start")
+        if status not in (204, 304):
+            self._request("DELETE", f"/containers/{quote(container, safe='')}?force=1")
+            raise RuntimeError(_message(body))
+        return container
+
+    def images(self, labels: dict[str, str]) -> list[dict]:
+        """The images that carry every one of `labels` (Id, Created, Labels, RepoTags)."""
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+        status, body = self._request("GET", f"/images/json?{urlencode({'filters': filters})}")
+        if status != 200:
+            raise ApiUnavailable(f"GET /images/json: HTTP {status}")
+        try:
+            return list(json.loads(body) or [])
+        except ValueError:
+            raise ApiUnavailable("GET /images/json: not JSON") from None
+
+    def history(self, ref: str) -> list[dict] | None:
+        """`docker history`: the image's history entries, newest first."""
+        found = self._json(f"/images/{quote(ref, safe='/:@')}/history")
+        return None if found is None else list(found)
+
+    def load(self, write: Callable[[IO[bytes]], None]) -> str:
+        """`docker load` of the tar that `write(body)` writes as it goes; the loaded image's id.
+        The engine skips every layer it holds already, so the tar holds only the new ones."""
+        connection = _UnixConnection(self.path, self.timeout)
+        try:
+            connection.putrequest("POST", "/images/load?quiet=1")
+            connection.putheader("Content-Type", "application/x-tar")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            body = _Chunked(connection)
+            write(body)  # type: ignore[arg-type]
+            body.end()
+            response = connection.getresponse()
+            status, data = response.status, response.read()
+        except (OSError, http.client.HTTPException) as err:
+            raise ApiUnavailable(str(err)) from None
+        finally:
+            connection.close()
+        return _loaded_id(status, data)
+
+
+def _message(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("message") or body[:200])
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace")
+
+
+def _loaded_id(status: int, data: bytes) -> str:
+    """The image id in `docker load`'s answer (JSON lines), or ApiUnavailable with its error."""
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("error") or message.get("errorDetail"):
+            raise ApiUnavailable(f"loading the image failed: {message.get('error') or message['errorDetail']}")
+        text = str(message.get("stream", ""))
+        if text.startswith("Loaded image ID: "):
+            return text.removeprefix("Loaded image ID: ").strip()
+    raise ApiUnavailable(f"loading the image failed (HTTP {status}): {data[:200]!r}")

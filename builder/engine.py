@@ -5,6 +5,8 @@ only reachable through it on the engines these machines run."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -41,6 +43,7 @@ def find_docker_cli() -> str:
 
 class DockerEngine:
     step_limits = True  # applies BuildPolicy's per-step cgroup limits (limits.CgroupLimiter)
+    appends_layers = True  # a code-only rebuild may add the repository's layer without a build (append.py)
 
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()
@@ -103,6 +106,49 @@ class DockerEngine:
             except ApiUnavailable:
                 pass
         self._run("tag", image_id, ref)
+
+    def find_images(self, labels: Mapping[str, str]) -> list[dict]:
+        """The images carrying all of `labels` (Id, Created, Labels); [] without the local API."""
+        if self.api is None:
+            return []
+        try:
+            return self.api.images(dict(labels))
+        except ApiUnavailable:
+            return []
+
+    def image_history(self, ref: str) -> list[dict] | None:
+        if self.api is None:
+            return None
+        try:
+            return self.api.history(ref)
+        except ApiUnavailable:
+            return None
+
+    def load_image(self, config: bytes, layers: Sequence[str], new_layer: Path) -> str:
+        """An image made of the engine's `layers` (diff ids) and one new layer (a tar file),
+        with `config`, through `docker load` (only the new layer is sent). Its id, untagged.
+        BuildFailed when the engine refuses it."""
+        if self.api is None:
+            raise BuildFailed("adding a layer needs the engine's local socket")
+        config_name = hashlib.sha256(config).hexdigest() + ".json"
+        new_name = "new/layer.tar"  # any name but an existing layer's (a diff id's hex)
+        manifest = [{"Config": config_name, "RepoTags": None,
+                     "Layers": [f"{layer.removeprefix('sha256:')}/layer.tar" for layer in layers] + [new_name]}]
+
+        import tarfile  # only here: the CLI's start does not pay for it
+
+        def write(body) -> None:
+            with tarfile.open(fileobj=body, mode="w|") as tar:
+                tar.add(str(new_layer), new_name)
+                for name, data in ((config_name, config), ("manifest.json", json.dumps(manifest).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+
+        try:
+            return self.api.load(write)
+        except ApiUnavailable as err:
+            raise BuildFailed(f"adding the repository's layer failed: {err}") from None
 
     def image_refs(self, filters: Sequence[str] = ()) -> list[str]:
         """NAME:TAG of the images matching `docker images --filter` expressions."""
@@ -211,6 +257,19 @@ class DockerEngine:
         if done.returncode != 0:
             raise RunFailed(f"docker run failed: {_last_line(done.stderr)}")
         return done.stdout.decode().strip()
+
+    def start_container(self, config: Mapping) -> str | None:
+        """Create and start a container from an API create body (run.container_config);
+        its id, or None when the local API cannot (no socket, or the image must be pulled:
+        the CLI does that). RunFailed with the engine's reason when it refuses."""
+        if self.api is None:
+            return None
+        try:
+            return self.api.run(dict(config))
+        except ApiUnavailable:
+            return None
+        except RuntimeError as err:
+            raise RunFailed(f"docker run failed: {err}") from None
 
     def run_attached(self, args: Sequence[str], env: Mapping[str, str] = {}) -> int:
         """`docker run --rm` with this process's stdin/stdout/stderr; returns its exit code

@@ -8,12 +8,12 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from .digests import FileDigests
 from .errors import SourceError
 from .gc import mark_used
 from .gitenv import GitFailed, GitLimits, run_git
@@ -96,6 +96,8 @@ class GitFetcher:
         with tempfile.TemporaryDirectory(prefix="dsbuild-archive-") as tmp:
             archive = Path(tmp) / "tree.tar"
             _git("archive", "--format=tar", f"--output={archive}", resolved.commit, cwd=mirror, limits=self.limits)
+            import tarfile  # only here: a CLI start does not pay for it
+
             with tarfile.open(archive) as tar:
                 tar.extractall(dest, filter="data")
 
@@ -165,26 +167,31 @@ class GitFetcher:
         return done.stdout.decode().strip() or None
 
 
-def resolve_local(source: LocalSource) -> Resolved:
+def resolve_local(source: LocalSource, digests: FileDigests | None = None) -> Resolved:
     """A folder is named by its commit when it is the root of a clean git checkout,
-    otherwise by a hash of its content (so an unchanged folder is not rebuilt)."""
+    otherwise by a hash of its content (so an unchanged folder is not rebuilt). A folder
+    with no `.git` of its own is no checkout's root, so git is not asked."""
     if not source.path.is_dir():
         raise SourceError(f"no such folder: {source.path}")
-    top = _git("rev-parse", "--show-toplevel", cwd=source.path, check=False)
-    if top.returncode == 0 and Path(top.stdout.decode().strip()).resolve() == source.path:
-        status = _git("status", "--porcelain", cwd=source.path, check=False)
-        head = _git("rev-parse", "--verify", "--quiet", "HEAD", cwd=source.path, check=False)
-        if status.returncode == 0 and not status.stdout.strip() and head.returncode == 0:
-            sha = head.stdout.decode().strip()
-            return Resolved(source, sha, sha)
-    return Resolved(source, None, "src-" + content_hash(source.path))
+    if os.path.lexists(source.path / ".git"):
+        top = _git("rev-parse", "--show-toplevel", cwd=source.path, check=False)
+        if top.returncode == 0 and Path(top.stdout.decode().strip()).resolve() == source.path:
+            status = _git("status", "--porcelain", cwd=source.path, check=False)
+            head = _git("rev-parse", "--verify", "--quiet", "HEAD", cwd=source.path, check=False)
+            if status.returncode == 0 and not status.stdout.strip() and head.returncode == 0:
+                sha = head.stdout.decode().strip()
+                return Resolved(source, sha, sha)
+    return Resolved(source, None, "src-" + content_hash(source.path, digests))
 
 
 def local_commit_date(path: Path, commit: str) -> str:
     return _git("show", "-s", "--format=%cI", commit, cwd=path).stdout.decode().strip()
 
 
-def content_hash(root: Path) -> str:
+def content_hash(root: Path, digests: FileDigests | None = None) -> str:
+    """Every file's path, kind and content; files unchanged since `digests` last saw them
+    are not read again (digests.py)."""
+    digests = digests or FileDigests()
     digest = hashlib.sha256()
     for path in sorted(_walk(root)):
         rel = path.relative_to(root).as_posix()
@@ -192,7 +199,8 @@ def content_hash(root: Path) -> str:
             digest.update(f"L {rel} {os.readlink(path)}\n".encode())
         else:
             mode = "x" if os.access(path, os.X_OK) else "f"
-            digest.update(f"{mode} {rel} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+            digest.update(f"{mode} {rel} {digests.digest(path, rel)}\n".encode())
+    digests.save()
     return digest.hexdigest()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import tarfile
 from dataclasses import dataclass
 
 from .errors import BuildFailed
@@ -78,6 +77,8 @@ def _copy_out(cli: str, env: dict, container: str, path: str, max_bytes: int) ->
 
 def _single_file(archive: bytes, path: str, max_bytes: int) -> ImageFile | None:
     """The one regular file in a `docker cp` tar stream, or None (pure)."""
+    import tarfile  # only here: a CLI start does not pay for it
+
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
             members = tar.getmembers()

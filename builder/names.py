@@ -52,6 +52,7 @@ OPTIONS_LABEL = LABEL_PREFIX + "options-hash"  # everything that decides the ima
 ENVIRONMENT_OPTIONS_LABEL = LABEL_PREFIX + "environment-options"  # what the tag suffix stands for
 LOCK_LABEL = LABEL_PREFIX + "lock-sha256"
 LOCK_ORIGIN_LABEL = LABEL_PREFIX + "lock-origin"  # committed lock, resolved fresh, or resolved as of a date
+ENVIRONMENT_LAYERS_LABEL = LABEL_PREFIX + "environment-layers"  # digest of the Dockerfile and dsbuild's context files (append.py)
 BASE_CREATED_LABEL = LABEL_PREFIX + "base-image-created"  # when the base image was made (its snapshot of Debian)
 PYTHON_LABEL = LABEL_PREFIX + "python"  # the Python the image has ("3.11", or "3.10.4 (uv-managed)")
 PYTHON_REQUESTED_LABEL = LABEL_PREFIX + "python-requested"  # what the repository asked for, and where

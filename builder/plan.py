@@ -151,6 +151,18 @@ class BuildPlan:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def record_early(self) -> bool:
+        """Nothing after the dependency step can install a package (no repository installs,
+        no postBuild), so the record step comes before the repository's."""
+        return not self.repo_installs and not self.post_build
+
+    @property
+    def repository_last(self) -> bool:
+        """The repository's COPY is the generated Dockerfile's last step: a code-only change
+        changes only that layer, which append.py can add without a build."""
+        return not self.dockerfile and self.record_early and not self.start
+
+    @property
     def project_extras(self) -> tuple[str, ...]:
         """The extras asked for of the projects whose metadata is built (`-e .[dev]`)."""
         return tuple(sorted({extra for project in self.project_metadata for extra in project.extras}))

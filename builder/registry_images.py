@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import json
 import re
-import tarfile
 import urllib.request
 from dataclasses import dataclass
 from typing import IO
@@ -213,6 +212,8 @@ def _find_in_layer(ref: ImageRef, layer: dict, member: str, whiteout: str, max_b
         raise BuildFailed(f"the registry {ref.registry.host} has no layer {layer['digest']}")
     with response:
         stream = gzip.GzipFile(fileobj=response) if "gzip" in layer.get("mediaType", "gzip") else response
+        import tarfile  # only here: a CLI start does not pay for it
+
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for entry in tar:
                 name = entry.name.removeprefix("./")

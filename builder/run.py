@@ -24,7 +24,10 @@ CONTAINER_PORT = 8888
 RUN_PIDS_LIMIT = 1024
 # No privilege gain through setuid files, no capabilities, bounded processes; the user is
 # RunOptions.user (never root), also for a repository's own Dockerfile, whatever its USER says.
-HARDENING = ("--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--pids-limit", str(RUN_PIDS_LIMIT))
+SECURITY_OPTS = ("no-new-privileges",)
+CAP_DROP = ("ALL",)
+HARDENING = ("--security-opt", *SECURITY_OPTS, "--cap-drop", *CAP_DROP, "--pids-limit", str(RUN_PIDS_LIMIT))
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,39 @@ def docker_run_args(image: str, options: RunOptions, port: int | None) -> list[s
     return args + ["--", image, *options.command]
 
 
+def container_config(image: str, options: RunOptions, port: int, env: dict[str, str]) -> dict | None:
+    """The engine API's create body for what `docker run --detach` with `docker_run_args`
+    starts (pure); None for what only the CLI expresses here (--gpus)."""
+    if options.gpus is not None:
+        return None
+    host: dict = {
+        "Init": True, "SecurityOpt": list(SECURITY_OPTS), "CapDrop": list(CAP_DROP), "PidsLimit": RUN_PIDS_LIMIT,
+        "PortBindings": {f"{CONTAINER_PORT}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]},
+        "Binds": [volume.arg for volume in options.volumes],
+    }
+    if options.cpus is not None:
+        host["NanoCpus"] = int(options.cpus * 1e9)
+    if options.memory is not None:
+        number, unit = options.memory[:-1], options.memory[-1].lower()
+        if unit.isdigit():
+            number, unit = options.memory, ""
+        host["Memory"] = int(float(number) * _MEMORY_UNITS[unit])
+    return {
+        "Image": image, "Cmd": list(options.command) or None, "User": f"{options.uid}:{options.uid}",
+        "Labels": {RUN_LABEL: "1"}, "Env": [f"{key}={value}" for key, value in env.items()],
+        "ExposedPorts": {f"{CONTAINER_PORT}/tcp": {}}, "HostConfig": host,
+    }
+
+
 def start_server(engine: DockerEngine, image: str, options: RunOptions, timeout: float = 90) -> Server:
-    """Start JupyterLab from `image`; on any failure the container is removed."""
+    """Start JupyterLab from `image` (through the engine's API when it has a local socket:
+    no docker CLI process); on any failure the container is removed."""
     port = options.port or free_port()
     env = {**dict(options.env), "JUPYTER_TOKEN": options.token}
-    container = engine.run_detached(docker_run_args(image, options, port), env=env)
+    config = container_config(image, options, port, env)
+    container = engine.start_container(config) if config is not None else None
+    if container is None:
+        container = engine.run_detached(docker_run_args(image, options, port), env=env)
     api = f"http://127.0.0.1:{port}"
     try:
         wait_ready(engine, container, api, options.token, timeout)

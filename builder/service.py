@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Generator, Iterator
 
+from .append import Appended, NotAppendable, append_repository, environment_digest, wanted_labels
 from .base_image import base_facts, build_default_base
 from .context import locked
 from .engine import DockerEngine
@@ -30,6 +31,7 @@ from .names import (
     BASE_IMAGE_ID_LABEL,
     BASE_IMAGE_LABEL,
     ENVIRONMENT_HASH_LABEL,
+    ENVIRONMENT_LAYERS_LABEL,
     INCREMENT_LABEL,
     INCREMENTAL_FROM_LABEL,
     STACK_LABEL,
@@ -59,7 +61,7 @@ from .registry import Registry
 from .render import dsbuild_version
 from .source import GitSource, Source, validate_subdir
 from .limits_helper import helper_image
-from .staging import stage_build
+from .staging import Staged, stage_build
 from .target import IN_REGISTRY, ON_ENGINE, PRIVATE_TAG, Target, decide_target, previous_image
 from .workspace import Workspace
 
@@ -219,6 +221,17 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
     with _pinned(engine, target, increment) as pin:
         staged = stage_build(the_plan, repo, folder, tmp / "private", request.host, policy,
                              source_hash(resolved.source)[:16], helper, previous=pin)
+        if the_plan.repository_last and increment.previous is None:
+            labels[ENVIRONMENT_LAYERS_LABEL] = environment_digest(folder / ".dsbuild",
+                                                                  workspace.digests(f"context-{target.name}"))
+            if not request.no_cache and getattr(engine, "appends_layers", False):
+                appended = yield from _append(engine, target, the_plan, staged, labels)
+                if appended is not None:
+                    yield from _finish(request, engine, target, appended.image_id)
+                    last = len(staged.phases)
+                    yield Built(target.ref, appended.image_id, resolved, False, the_plan, tuple(range(1, last)),
+                                (last,), labels[LOCK_ORIGIN_LABEL])
+                    return
         yield Status("building", f"building {target.ref}")
         finished = None
         for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
@@ -235,8 +248,7 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
         index = under + staged.phases.index("dependencies") - 1
         scratch = f"{target.name}:dsbuild-scratch-{target.tag}"
         image_id = settle_lock_label(engine, image_id, index, known, records, lock_key, LOCK_LABEL, scratch)
-    engine.tag(image_id, target.ref)
-    yield from _push(request, engine, target.ref)
+    yield from _finish(request, engine, target, image_id)
     yield Built(target.ref, image_id, resolved, False, the_plan, finished.cached_steps, finished.run_steps,
                 labels[LOCK_ORIGIN_LABEL], built_upon=increment.previous.ref if increment.previous else "")
 
@@ -273,6 +285,28 @@ def _pinned(engine: DockerEngine, target: Target, increment: Increment) -> Itera
         yield pin
     finally:
         engine.remove_unused_image(pin)
+
+
+def _append(engine: DockerEngine, target: Target, plan_: BuildPlan, staged: Staged,
+            labels: dict[str, str]) -> Generator[Status, None, Appended | None]:
+    """A code-only change: the repository's layer added to an image with the same
+    environment layers, without a build (append.py); None when there is no such image."""
+    layer_count = target.base_layers + len(staged.phases) - 1  # every step after FROM adds one layer
+    try:
+        appended = append_repository(engine, wanted_labels(labels), layer_count, staged.context, labels,
+                                     plan_.user.home, plan_.user.uid)
+    except (NotAppendable, BuildFailed, OSError) as err:
+        yield Status("building", f"the repository's layer could not be added without a build ({err}); building")
+        return None
+    if appended is not None:
+        yield Status("building", f"only the repository changed: its layer added to the environment of "
+                                 f"{appended.previous.removeprefix('sha256:')[:12]}, without a build")
+    return appended
+
+
+def _finish(request: BuildRequest, engine: DockerEngine, target: Target, image_id: str) -> Iterator[Status]:
+    engine.tag(image_id, target.ref)
+    yield from _push(request, engine, target.ref)
 
 
 def _pick_base(

@@ -3,16 +3,19 @@
     <root>/git/        bare mirrors of git sources (GitFetcher, built once per workspace)
     <root>/contexts/   one build-context folder per image name, locked while a build uses it
     <root>/locks/      lock records: the lock digest last seen per environment (locklabel.py)
+    <root>/digests/    file digests by stat, per folder and per context (digests.py)
 
 The root is $DSBUILD_CACHE_DIR or ~/.cache/dsbuild. `build()` and `decide_target()` take
 a Workspace, so tests pass one under a temporary folder (or a fake fetcher)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .digests import FileDigests
 from .errors import ConfigError
 from .fetch import GitFetcher, Resolved, local_commit_date, resolve_local
 from .gitenv import GitLimits
@@ -46,7 +49,11 @@ class Workspace:
         """The commit a git source's ref names now, or a folder's content id."""
         if isinstance(source, GitSource):
             return self.fetcher.resolve(source)
-        return resolve_local(source)
+        return resolve_local(source, self.digests(f"folder-{hashlib.sha256(str(source.path).encode()).hexdigest()[:16]}"))
+
+    def digests(self, name: str) -> FileDigests:
+        """The remembered file digests of one folder (a source folder, a build context)."""
+        return FileDigests(self.root / "digests" / f"{name}.json")
 
     def export(self, resolved: Resolved, dest: Path) -> Path:
         """The files to build: a git commit exported into `dest`, or the folder itself."""

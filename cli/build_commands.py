@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 from click import UsageError
-from rich.text import Text
 
 from dsbuild.builder.base_image import base_facts, build_default_base
 from dsbuild.builder.engine import DockerEngine
@@ -32,7 +31,7 @@ from dsbuild.builder.target import decide_target
 from dsbuild.builder.workspace import Workspace
 
 from .group import main
-from .output import Progress, err_console, user_errors
+from .output import Progress, say, user_errors
 
 
 def source_options(command):
@@ -185,18 +184,18 @@ def inspect(repo, ref, subdir, base_image):
         options = BuildOptions(base_image=base_image)
         options = replace(options, base_image=base_image_for(options, python_request(facts)))
         the_plan = plan(facts, _inspect_base(engine, options.base_image), options)
-        err_console.print(Text(f"source:   {source.display}"))
-        err_console.print(Text(f"commit:   {resolved.commit or resolved.content_id}"))
+        say(f"source:   {source.display}")
+        say(f"commit:   {resolved.commit or resolved.content_id}")
         if image:
-            err_console.print(Text(f"image:    {image}"))
-        err_console.print(Text(f"config:   {facts.config_dir or '(repository root)'}/ " + " ".join(sorted(facts.files))))
-        err_console.print(Text(f"pieces:   {', '.join(the_plan.pieces) or 'none'}"))
+            say(f"image:    {image}")
+        say(f"config:   {facts.config_dir or '(repository root)'}/ " + " ".join(sorted(facts.files)))
+        say(f"pieces:   {', '.join(the_plan.pieces) or 'none'}")
         if the_plan.python:
-            err_console.print(Text(f"python:   {the_plan.python.version} from {the_plan.base_image}"))
+            say(f"python:   {the_plan.python.version} from {the_plan.base_image}")
         if not the_plan.dockerfile:
-            err_console.print(Text(f"packages: {the_plan.lock_origin}"))
+            say(f"packages: {the_plan.lock_origin}")
         for note in the_plan.notes:
-            err_console.print(Text(f"note:     {note}"))
+            say(f"note:     {note}")
         if the_plan.dockerfile:
             click.echo((folder / the_plan.dockerfile).read_text(), nl=False)
         else:
@@ -223,7 +222,7 @@ def _inspect_base(engine: DockerEngine | None, base_image: str) -> BaseFacts:
         if suite is None:
             raise
         version = SUITE_PYTHONS[suite]
-        err_console.print(Text(f"note:     {base_image} is not built yet; assuming its Python {version}"))
+        say(f"note:     {base_image} is not built yet; assuming its Python {version}")
         return BaseFacts(base_image, (PythonInstall(version, f"/usr/bin/python{version}"),), version)
 
 
@@ -290,7 +289,7 @@ def run_command(
     if result.skipped and engine.inspect_image(result.image) is None:
         raise UsageError(f"{result.image} is in the registry but not on this engine; `docker pull` it first")
     if not quiet:
-        err_console.print(Text.assemble(("[launching] ", "bold cyan"), result.image, " ".join(("",) + options.command)))
+        say(result.image + " ".join(("",) + options.command), "launching")
     if options.command:
         sys.exit(run_in_image(engine, result.image, options))
     _serve(engine, result.image, options, detach, timeout)
@@ -300,9 +299,9 @@ def _serve(engine: DockerEngine, image: str, options: RunOptions, detach: bool, 
     server = start_server(engine, image, options, timeout=timeout)
     click.echo(server.url)
     if detach:
-        err_console.print(Text(f"container {server.container[:12]} is running; stop it with: docker rm -f {server.container[:12]}"))
+        say(f"container {server.container[:12]} is running; stop it with: docker rm -f {server.container[:12]}")
         return
-    err_console.print(Text("JupyterLab is running; Ctrl-C stops it.", style="dim"))
+    say("JupyterLab is running; Ctrl-C stops it.", style="dim")
     follower = engine.follow_logs(server.container)
     try:
         follower.wait()
@@ -311,7 +310,7 @@ def _serve(engine: DockerEngine, image: str, options: RunOptions, detach: bool, 
     finally:
         follower.terminate()
         engine.remove_container(server.container)
-        err_console.print(Text("stopped and removed the container.", style="dim"))
+        say("stopped and removed the container.", style="dim")
 
 
 @main.command("base")
@@ -340,7 +339,7 @@ def base_command(suite, tag, force):
     engine = DockerEngine()
     engine.ping()
     if engine.inspect_image(tag) is not None and not force:
-        err_console.print(Text(f"{tag} exists (use --force to rebuild)"))
+        say(f"{tag} exists (use --force to rebuild)")
     else:
-        build_default_base(engine, tag, suite, say=lambda m: err_console.print(Text.assemble(("[base] ", "bold cyan"), m)))
+        build_default_base(engine, tag, suite, say=lambda m: say(m, "base"))
     click.echo(tag)

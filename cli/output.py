@@ -6,14 +6,33 @@ import functools
 from typing import Callable
 
 import click
-from rich.console import Console
-from rich.text import Text
 
 from dsbuild.builder.errors import BuildFailed, DsbuildError
 from dsbuild.builder.progress import LogLine, StepCached, StepDone, StepFailed, StepStarted
 from dsbuild.builder.service import Built, Event, Status
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_console = None
+
+
+def __getattr__(name: str):
+    """`err_console` (rich, for tables and the commands that print with it) is made on first
+    use: `build` and `run` print with `say` and do not import rich (docs/benchmarks.md)."""
+    global _console
+    if name == "err_console":
+        if _console is None:
+            from rich.console import Console
+
+            _console = Console(stderr=True, highlight=False, soft_wrap=True)
+        return _console
+    raise AttributeError(name)
+
+
+def say(message: str, label: str = "", color: str = "cyan", style: str = "") -> None:
+    """One line on stderr: an optional bold `[label] `, then the message as it is (no markup);
+    `style` "dim" or "green" colours the message. Colours only on a terminal (click's echo)."""
+    head = click.style(f"[{label}] ", fg=color, bold=True) if label else ""
+    body = click.style(message, dim=True) if style == "dim" else click.style(message, fg=style) if style else message
+    click.echo(head + body, err=True)
 
 
 class UserError(click.ClickException):
@@ -32,7 +51,7 @@ def user_errors(command: Callable) -> Callable:
         except BuildFailed as error:
             if error.log_tail and click.get_current_context().params.get("quiet", False):
                 for line in error.log_tail[-10:]:
-                    err_console.print(Text(f"  | {line}", style="dim"))
+                    say(f"  | {line}", style="dim")
             raise UserError(error) from None
         except DsbuildError as error:
             raise UserError(error) from None
@@ -51,18 +70,18 @@ class Progress:
             return
         match event:
             case Status(phase, message):
-                err_console.print(Text.assemble((f"[{phase}] ", "bold cyan"), message))
+                say(message, phase)
             case StepStarted(step, total, phase, instruction):
                 short = instruction.split("\n")[0]
                 short = short if len(short) < 110 else short[:107] + "..."
-                err_console.print(Text.assemble((f"[{phase}] ", "bold cyan"), (f"step {step}/{total} ", "dim"), short))
+                say(click.style(f"step {step}/{total} ", dim=True) + short, phase)
             case StepCached(step, phase):
-                err_console.print(Text.assemble((f"[{phase}] ", "bold cyan"), (f"step {step} cached", "green")))
+                say(f"step {step} cached", phase, style="green")
             case LogLine(phase, text):
-                err_console.print(Text(f"  {phase} | {text}", style="dim"))
+                say(f"  {phase} | {text}", style="dim")
             case StepDone(step, phase, seconds) if seconds >= 1:
-                err_console.print(Text.assemble((f"[{phase}] ", "bold cyan"), (f"step {step} done in {seconds:.1f}s", "dim")))
+                say(f"step {step} done in {seconds:.1f}s", phase, style="dim")
             case StepFailed(step, phase, message, _, _):
-                err_console.print(Text.assemble((f"[{phase}] ", "bold red"), f"step {step} failed: {message}"))
+                say(f"step {step} failed: {message}", phase, color="red")
             case Built(image, _, _, skipped, _, cached, ran) if not skipped:
-                err_console.print(Text.assemble(("[done] ", "bold green"), f"{image} ({len(ran)} steps run, {len(cached)} cached)"))
+                say(f"{image} ({len(ran)} steps run, {len(cached)} cached)", "done", color="green")

@@ -12,7 +12,9 @@ from importlib.resources import files
 def environment(folder: str, autoescape: bool, trim: bool = True):
     """A Jinja environment over templates/<folder>. Undefined values are errors;
     `autoescape` is for HTML and SVG; configuration templates quote their values
-    themselves (filters, or values made safe by the caller)."""
+    themselves (filters, or values made safe by the caller). Compiled templates are kept
+    in Jinja's own bytecode cache (a folder of this user's under the temporary folder, keyed
+    by each template's source), so a build does not compile the Dockerfile template again."""
     import jinja2
 
     root = files(__name__).joinpath(folder) if folder else files(__name__)
@@ -23,6 +25,7 @@ def environment(folder: str, autoescape: bool, trim: bool = True):
         keep_trailing_newline=True,
         trim_blocks=trim,
         lstrip_blocks=trim,
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
 
 

@@ -21,6 +21,13 @@ def test_build_and_run_do_not_import_the_launch_commands():
                 "dsbuild.cli.repro_commands", "dsbuild.cli.verify_commands"} & loaded
 
 
+def test_build_and_run_start_without_rich_jinja_or_tarfile():
+    """What `build`/`run` import before they work: rich (tables only), jinja2 (only when a
+    Dockerfile is rendered) and tarfile (only for `dsbuild base` and a layer) come later."""
+    loaded = _modules_after("from dsbuild.cli import main; main.get_command(None, 'build'); main.get_command(None, 'run')")
+    assert not {"rich", "jinja2", "tarfile"} & loaded
+
+
 def test_the_lazy_commands_are_listed_and_work():
     runner = CliRunner()
     top = runner.invoke(main, ["--help"])

@@ -89,3 +89,24 @@ def test_docs_keep_their_text_around_the_results(tmp_path):
     text = doc.read_text()
     assert "old table" not in text and "| new | table |" in text
     assert text.startswith("# Benchmarks\n\nintro") and text.endswith("## Notes\nkept\n")
+
+
+def test_every_aim_of_issue_14_has_a_row_and_the_launch_row_says_where_it_is_measured():
+    by_label = {aim.label: aim for aim in aims(summarize(RUNS))}
+    assert by_label["Minimal image vs hand-written"].measured == "0.70x" and by_label["Minimal image vs hand-written"].met is False
+    launch = by_label["Launch link to JupyterLab, new commit, environment cached"]
+    assert launch.met is None and "benchmarks.launch_link" in launch.measured and launch.target == "under 1.5 s through the hub"
+    measured = {a.label: a for a in aims(summarize(runs_for("launch_link", "dsbuild", [1.2, 1.4, 1.6])))}
+    assert measured["Launch link to JupyterLab, new commit, environment cached"].met is True  # median 1.4 s
+
+
+def test_the_cold_build_profile_splits_the_median_run_by_phase_and_by_uv():
+    cold = [dict(run("cold_build", "dsbuild", value, i + 1),
+                 detail={"phases": {"jupyter": value / 4, "dependencies": value / 2},
+                         "uv": {"jupyter": {"Prepared": 2.0, "Bytecode compiled": 3.0}}})
+            for i, value in enumerate([40.0, 48.0, 44.0])]
+    table = render({"runs": cold + runs_for("cold_build", "floor", [10.0, 12.0, 11.0])})
+    assert "where dsbuild's 44.0 s went" in table and "took 11.0 s" in table
+    assert "| jupyter | 11.0 | — | 2.0 | — | 3.0 |" in table
+    assert "| dependencies | 22.0 | — | — | — | — |" in table
+    assert "| not in a step: CLI, context upload, layer export, tags | 11.0 |" in table

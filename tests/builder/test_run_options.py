@@ -6,7 +6,7 @@ from dsbuild.builder.errors import ConfigError, RunFailed, SourceError
 from dsbuild.builder.facts import RepoFacts
 from dsbuild.builder.plan import BaseFacts, BuildOptions, NotebookUser, PythonInstall, plan
 from dsbuild.builder.render import render_dockerfile
-from dsbuild.builder.run import RunOptions, docker_run_args, parse_env
+from dsbuild.builder.run import RunOptions, Volume, container_config, docker_run_args, parse_env
 from dsbuild.builder.service import subfolder
 from dsbuild.builder.names import image_name
 from dsbuild.builder.source import LocalSource, validate_subdir
@@ -20,6 +20,26 @@ def test_env_values_stay_off_the_command_line():
     assert "s3cret=x" not in " ".join(args) and args.count("--env") == 2
     assert args[-4:] == ["--", "img:1", "python", "-V"] and "--publish" not in args
     assert dict(options.env) == {"TOKEN": "s3cret=x", "EMPTY": ""}
+
+
+def test_the_api_start_has_the_same_settings_as_docker_run(tmp_path):
+    options = RunOptions(volumes=(Volume(tmp_path, "/data", True),), cpus=1.5, memory="1.5g", uid=1234,
+                         env=(parse_env("A=1"),))
+    args = " ".join(docker_run_args("img:1", options, 9999))
+    config = container_config("img:1", options, 9999, {"A": "1", "JUPYTER_TOKEN": "t"})
+    host = config["HostConfig"]
+    assert "--user 1234:1234" in args and config["User"] == "1234:1234"
+    assert "--init" in args and host["Init"] is True
+    assert "--cap-drop ALL" in args and host["CapDrop"] == ["ALL"]
+    assert "--security-opt no-new-privileges" in args and host["SecurityOpt"] == ["no-new-privileges"]
+    assert "--pids-limit 1024" in args and host["PidsLimit"] == 1024
+    assert "--publish 127.0.0.1:9999:8888" in args
+    assert host["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": "9999"}]}
+    assert f"--volume {tmp_path}:/data:ro" in args and host["Binds"] == [f"{tmp_path}:/data:ro"]
+    assert host["NanoCpus"] == 1_500_000_000 and host["Memory"] == int(1.5 * 2**30)
+    assert config["Env"] == ["A=1", "JUPYTER_TOKEN=t"] and config["Cmd"] is None and config["Image"] == "img:1"
+    assert container_config("img:1", RunOptions(memory="512"), 1, {})["HostConfig"]["Memory"] == 512
+    assert container_config("img:1", RunOptions(gpus="all"), 1, {}) is None  # --gpus: the CLI starts it
 
 
 @pytest.mark.parametrize("text", ["NOVALUE", "1X=2", "A B=1", "=x", "JUPYTER_TOKEN=mine"])
