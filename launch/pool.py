@@ -6,8 +6,8 @@ is its own temporary user, created for it and started through the hub like any
 launch's, with nobody's token: it is handed to exactly one launch (taken out of the
 pool before anything is awaited), gets its token then, and is never pooled again, so
 nothing of one user reaches another. After every launch of an image the pool starts
-servers for it in the background, up to `per_image` for that image and `size` in all;
-a warm server nobody took within `idle_timeout` seconds is removed, and so is every
+servers for it in the background, up to `per_image` for that image and `size` in all
+(the oldest warm servers of other images make room); a warm server nobody took within `idle_timeout` seconds is removed, and so is every
 warm server when the service stops (or when one fails to start).
 
     launch of IMAGE ──take(IMAGE)──▶ warm server? ──yes──▶ token for its user ──▶ ready
@@ -77,17 +77,29 @@ class ServerPool:
         return None
 
     def wanted(self, image: str) -> int:
-        """How many more servers of `image` the limits allow now."""
+        """How many more servers of `image` the limits allow, once warm servers of other
+        images are evicted (oldest first) to make room."""
         if not self.enabled or self.closed:
             return 0
-        total = len(self.warm) + len(self.starting)
         of_image = sum(1 for w in self.warm if w.image == image) + sum(1 for i in self.starting.values() if i == image)
-        return max(0, min(self.limits.per_image - of_image, self.limits.size - total))
+        return max(0, min(self.limits.per_image - of_image, self.limits.size - of_image))
+
+    def _make_room(self, count: int) -> None:
+        """Remove the oldest warm servers until `count` more fit in the size."""
+        while self.warm and len(self.warm) + len(self.starting) + count > self.limits.size:
+            oldest = min(self.warm, key=lambda w: w.since)
+            self.warm.remove(oldest)
+            self.remover.remove_soon(oldest.user)
+            log.info("pool: %s of %s removed to make room", oldest.user, oldest.image)
 
     def refill(self, image: str, user_options: dict) -> None:
-        """Start servers of `image` in the background, as far as the limits allow."""
+        """Start servers of `image` in the background, as far as the limits allow; the
+        images launched most recently keep their warm servers, the oldest make room."""
         self.reap()
-        for _ in range(self.wanted(image)):
+        count = self.wanted(image)
+        self._make_room(count)
+        count = min(count, self.limits.size - len(self.warm) - len(self.starting))
+        for _ in range(max(0, count)):
             user = f"{self.user_prefix}{secrets.token_hex(6)}"
             self.starting[user] = image
             task = asyncio.ensure_future(self._start(user, image, user_options))

@@ -111,7 +111,7 @@ def test_a_warm_server_goes_to_one_launch_with_its_own_users_token(repo):
     assert set(hub.users) == set(users)
 
 
-def test_the_pool_respects_its_size_and_per_image_limits(repo):
+def test_the_pool_respects_its_size_and_per_image_limits_and_keeps_the_latest_images(repo):
     hub = TokenHub()
     cfg, launcher = make(hub, pool_size=3, pool_per_image=2)
     first = spec_of(repo, cfg, head(repo))
@@ -130,9 +130,10 @@ def test_the_pool_respects_its_size_and_per_image_limits(repo):
 
     of_first, images = asyncio.run(scenario())
     assert of_first == 2  # per image
-    assert len(images) == 3 and len(set(images)) == 2  # 2 of the first, 1 of the second: size 3
-    launched = {user for user in hub.tokens}
-    assert set(hub.users) == launched and len(hub.deleted) == 3  # close() removed the 3 warm servers' users
+    first_image, second_image = images[0], images[-1]
+    assert first_image != second_image
+    assert sorted(images) == sorted([first_image, second_image, second_image])  # size 3: the oldest made room
+    assert set(hub.users) == set(hub.tokens) and len(hub.deleted) == 4  # 1 made room, close() removed 3
 
 
 def test_an_idle_warm_server_is_removed_after_the_timeout(repo):
