@@ -14,6 +14,10 @@ environment (not timed). Then, per run:
   JupyterLab answering the ready URL through the proxy (what the browser's redirect does);
 - **image built**: the same link again: its image exists, nothing is built.
 
+With `--pool-size N` (default 2) a second `dsbuild serve` with that pool runs on the same
+hub, and the runs alternate between the two (side by side, under the same load); each
+service has its own image prefix, so each builds its own images.
+
 Each step's time is when the client first saw it, from the GET of the launch page; the
 container's start comes from the engine (`State.StartedAt`). Medians of the runs, with
 the load average before and after. Each run's temporary user is deleted afterwards;
@@ -43,7 +47,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from tests.hubs import delete_users, stop_service_and_hub  # noqa: E402
+from tests.hubs import stop_service_and_hub  # noqa: E402
 
 from dsbuild.builder.engine import DockerEngine  # noqa: E402
 from dsbuild.launch.hubconfig import HubOptions  # noqa: E402
@@ -150,10 +154,20 @@ def one_launch(service: str, repo: Path, prefix: str) -> dict[str, float]:
     marks["JupyterLab through the proxy"] = time.perf_counter() - began
     user = urlsplit(url).path.split("/")[2]
     at = started_at(container_of(prefix, user))
-    if at is not None:
+    if at is not None and at >= wall:  # (a server started in advance started before the link)
         marks["container started"] = at - wall
     marks["_user"] = user  # type: ignore[assignment]
+    marks["_image"] = built_image(events)  # type: ignore[assignment]
     return marks
+
+
+def built_image(events: list[dict]) -> str | None:
+    """The image a launch's build made or found (its `built IMAGE` / `using IMAGE` event)."""
+    for event in events:
+        message = event.get("message", "")
+        if event.get("phase") == "building" and message.startswith(("built ", "using ")):
+            return message.split()[1].rstrip(",")
+    return None
 
 
 def remove_user(hub: HubOptions, user: str) -> None:
@@ -192,72 +206,98 @@ def table(results: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def start_service(hub: HubOptions, prefix: str, tmp: Path, port: int, extra: list[str]) -> subprocess.Popen:
+def start_service(hub: HubOptions, prefix: str, tmp: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
+    """`dsbuild serve` as its own process on a free port; (process, its URL)."""
+    port = free_port()
     dsbuild = Path(sys.executable).with_name("dsbuild")
     env = {**os.environ, "DSBUILD_CACHE_DIR": str(tmp / "cache")}
-    with open(tmp / "serve.log", "wb") as out:
+    with open(tmp / f"serve-{port}.log", "wb") as out:
         process = subprocess.Popen(
             [str(dsbuild), "serve", "--hub-state", str(hub.state_dir), "--port", str(port), "--allow-scheme", "file",
-             "--image-prefix", prefix, "--launch-rate", "1000/hour", "--per-repo-limit", "100", *extra],
+             "--image-prefix", prefix, "--launch-rate", "0", "--per-repo-limit", "0", "--rate-state", "", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     for _ in range(240):
         try:
             if fetch(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
-                return process
+                return process, f"http://127.0.0.1:{port}"
         except OSError:
             time.sleep(0.25)
-    raise RuntimeError(f"dsbuild serve did not answer; see {tmp / 'serve.log'}")
+    process.terminate()
+    raise RuntimeError(f"dsbuild serve did not answer; see {tmp}/serve-{port}.log")
 
 
-def run(runs: int, serve_args: list[str], tmp: Path) -> dict:
-    prefix = f"dsbuild-bench-launch-{uuid.uuid4().hex[:8]}"
-    port = free_port()
+def settle(service: str, timeout: float = 120) -> None:
+    """Wait until the service starts or removes nothing in the background (its pool)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = json.loads(fetch(service + "/health")[1])
+        if not health.get("users_being_removed") and not (health.get("pool") or {}).get("starting"):
+            return
+        time.sleep(0.2)
+
+
+def run(runs: int, setups: dict[str, list[str]], tmp: Path) -> dict:
+    """Each setup is a `dsbuild serve` (its own image prefix, so each builds its own
+    images) on the one hub; runs alternate between them (side by side, same load)."""
+    hub_prefix = f"dsbuild-bench-launch-{uuid.uuid4().hex[:8]}"
+    prefixes = {name: f"{hub_prefix}-{i}" for i, name in enumerate(setups)}
     hub = HubOptions(state_dir=tmp / "hub", port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
-                     container_prefix=prefix, hub_label=prefix, cull_timeout=3600,
-                     service_url=f"http://127.0.0.1:{port}/")
+                     container_prefix=hub_prefix, hub_label=hub_prefix, cull_timeout=3600)
     repo = tmp / "repo"
     make_repo(repo)
-    service = None
-    results: dict[str, list[dict[str, float]]] = {"new commit": [], "image built": []}
+    services: dict[str, tuple[subprocess.Popen, str]] = {}
+    results: dict[str, list[dict[str, float]]] = {f"{kind}, {name}": [] for kind in ("new commit", "image built")
+                                                  for name in setups}
     load = [os.getloadavg()]
     try:
         hub_up(hub, say=lambda m: log(m))
-        service = start_service(hub, prefix, tmp, port, serve_args)
-        service_url = f"http://127.0.0.1:{port}"
-        log("first launch: builds the environment (not timed)")
-        remove_user(hub, one_launch(service_url, repo, prefix)["_user"])  # type: ignore[arg-type]
+        for name, extra in setups.items():
+            services[name] = start_service(hub, prefixes[name], tmp, extra)
+            log(f"first launch through {name}: builds the environment (not timed)")
+            remove_user(hub, one_launch(services[name][1], repo, hub_prefix)["_user"])  # type: ignore[arg-type]
+            settle(services[name][1])
         for i in range(1, runs + 1):
             code_commit(repo, i)
-            for kind in results:
-                marks = one_launch(service_url, repo, prefix)
-                remove_user(hub, marks.pop("_user"))  # type: ignore[arg-type]
-                results[kind].append(marks)
-                log(f"run {i} {kind}: " + ", ".join(f"{k} {v:.2f}" for k, v in marks.items()))
+            for name, (_, url) in services.items():
+                for kind in ("new commit", "image built"):
+                    marks = one_launch(url, repo, hub_prefix)
+                    remove_user(hub, marks.pop("_user"))  # type: ignore[arg-type]
+                    marks.pop("_image", None)
+                    settle(url)
+                    results[f"{kind}, {name}"].append(marks)
+                    log(f"run {i} {kind}, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in marks.items()))
         load.append(os.getloadavg())
     finally:
         for name in ("jupyterhub.log", "proxy.log"):
             if (hub.state_dir / name).exists():
                 (Path(tempfile.gettempdir()) / f"bench-launch-{name}").write_bytes((hub.state_dir / name).read_bytes())
-        stop_service_and_hub(service, hub)
-        remove_containers(DockerEngine(), prefix)
+        for process, _ in services.values():  # each removes its pool's servers when it stops
+            process.terminate()
+            process.wait(90)
+        stop_service_and_hub(None, hub)
+        remove_containers(DockerEngine(), hub_prefix)
         images = subprocess.run([DOCKER, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                                 capture_output=True, text=True).stdout.split()
-        mine = [image for image in images if image.startswith(prefix)]
+        mine = [image for image in images if image.startswith(hub_prefix)]
         if mine:
             subprocess.run([DOCKER, "image", "rm", "-f", *mine], capture_output=True)
-    return {"results": results, "load": load, "serve_args": serve_args}
+    return {"results": results, "load": load, "setups": setups}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each kind (median, range)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-arg", action="append", default=[], help="an extra `dsbuild serve` argument")
+    parser.add_argument("--pool-size", type=int, default=2,
+                        help="the second service's --pool-size, side by side with one without a pool (0: only that one)")
     args = parser.parse_args(argv)
+    setups = {"no pool": []}
+    if args.pool_size:
+        setups[f"pool {args.pool_size}"] = ["--pool-size", str(args.pool_size)]
     with tempfile.TemporaryDirectory(prefix="dsbuild-bench-launch-") as tmp:
-        report = run(args.runs, args.serve_arg, Path(tmp))
+        report = run(args.runs, setups, Path(tmp))
     load = report["load"]
-    print(f"launch link -> JupyterLab, {args.runs} runs each, serve {' '.join(args.serve_arg) or '(defaults)'}; "
+    print(f"launch link -> JupyterLab through the local hub, {args.runs} runs each, median (range); "
           f"load average {load[0][0]:.2f} before, {load[-1][0]:.2f} after ({os.cpu_count()} CPUs)")
     print(table(report["results"]))
     if args.json:

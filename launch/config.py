@@ -136,7 +136,7 @@ class LaunchConfig(Configurable):
                          "only, its token made then) and opens without waiting for a start. 0: no pool. They "
                          "count against this limit, not --max-servers.")
     pool_per_image = Int(1, config=True, help="Anonymous mode: servers started in advance for one image, at most.")
-    pool_idle_timeout = Float(600.0, config=True,
+    pool_idle_timeout = Float(300.0, config=True,
                               help="Anonymous mode: seconds a server started in advance waits to be taken before it "
                                    "is removed (keep it below the hub's --cull-timeout).")
     user_options = Dict(config=True, help="Catalog choices sent with every launch, e.g. {'cpu': '2'}.")

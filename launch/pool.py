@@ -36,7 +36,7 @@ log = logging.getLogger("dsbuild.launch")
 class PoolLimits:
     size: int = 0  # warm servers in all (0: no pool)
     per_image: int = 1  # warm (and starting) servers of one image
-    idle_timeout: float = 600.0  # seconds a warm server waits to be taken
+    idle_timeout: float = 300.0  # seconds a warm server waits to be taken
 
 
 @dataclass
