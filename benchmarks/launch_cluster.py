@@ -11,8 +11,8 @@ local engine and pushes to the cluster's registry, the node pulls). The same sma
 repository (a README and a notebook, no requirements) is launched through both: a first
 launch each (not timed: the environment's build, the node's first pull), then per run a
 code-only commit and its link through each hub in turn (benchmarks/launch_link.py's
-steps). Last, a second repository (other files, the same JupyterLab layer) is launched
-once through the cluster: its time to JupyterLab, and the bytes the node pulled for it
+steps). Last, a second repository (other files and one small requirement: a dependency
+layer of its own on the same JupyterLab layer) is launched once through the cluster: its time to JupyterLab, and the bytes the node pulled for it
 against its image's compressed size. Needs the cluster running with its node; removes
 what it makes (users, servers, hubs, images), not the cluster.
 """
@@ -61,7 +61,7 @@ def second_repository(service: str, tmp: Path, registry: str, prefix: str) -> di
     """A second repository's first launch through the cluster, and the node's pulled bytes."""
     repo = tmp / "second"
     make_repo(repo)
-    (repo / "other.ipynb").write_text((repo / "a.ipynb").read_text())
+    (repo / "requirements.txt").write_text("six\n")  # its own dependency layer on the JupyterLab layer
     code_commit(repo, 100)
     before = node_content()
     marks = one_launch(service, repo, prefix)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if second:
         marks = second["marks"]
         pulled = second["pulled_bytes"]
-        share = f"{pulled / 1e6:.1f} MB of {second['image_bytes'] / 1e6:.1f} MB" if pulled is not None else "?"
+        share = f"{pulled / 1e6:.3f} MB of {second['image_bytes'] / 1e6:.1f} MB" if pulled is not None else "?"
         print(f"second repository through the cluster: JupyterLab after {marks['JupyterLab through the proxy']:.2f} s "
               f"(built {marks.get('built', float('nan')):.2f} s); the node pulled {share} (compressed)")
     if args.json:

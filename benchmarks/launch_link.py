@@ -14,9 +14,11 @@ environment (not timed). Then, per run:
   JupyterLab answering the ready URL through the proxy (what the browser's redirect does);
 - **image built**: the same link again: its image exists, nothing is built.
 
-With `--pool-size N` (default 2) a second `dsbuild serve` with that pool runs on the same
-hub, and the runs alternate between the two (side by side, under the same load); each
-service has its own image prefix, so each builds its own images.
+Side by side, under the same load (runs alternate between them): `dsbuild serve` with
+the defaults; one with `--pool-size N` (default 2) on the same hub; with `--before`, a
+second hub whose DockerLaunchSpawner has `ready_check_interval = 0` (JupyterHub's own
+backoff wait for the server). Each service has its own image prefix, so each builds its
+own images.
 
 Each step's time is when the client first saw it, from the GET of the launch page; the
 container's start comes from the engine (`State.StartedAt`). Medians of the runs, with
@@ -39,8 +41,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from unittest import mock
 from urllib.parse import quote, urlsplit
 
 if __package__ in (None, ""):
@@ -51,6 +55,7 @@ from tests.hubs import stop_service_and_hub  # noqa: E402
 
 from dsbuild.builder.engine import DockerEngine  # noqa: E402
 from dsbuild.launch.hubconfig import HubOptions  # noqa: E402
+from dsbuild.launch import localhub  # noqa: E402
 from dsbuild.launch.localhub import hub_up, remove_containers  # noqa: E402
 
 from .common import DOCKER, log  # noqa: E402
@@ -236,31 +241,53 @@ def settle(service: str, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def run(runs: int, setups: dict[str, list[str]], tmp: Path) -> dict:
+@dataclass(frozen=True)
+class Setup:
+    """One way of launching: extra lines for the hub's configuration (benchmark-only
+    comparisons, e.g. a spawner setting `hub up` has no option for) and `dsbuild serve`'s
+    extra arguments."""
+
+    hub_config: str = ""
+    serve_args: tuple[str, ...] = ()
+
+
+def start_hub(tmp: Path, prefix: str, extra_config: str) -> HubOptions:
+    hub = HubOptions(state_dir=tmp, port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
+                     container_prefix=prefix, hub_label=prefix, cull_timeout=3600)
+    original = localhub.render_hub_config
+    with mock.patch.object(localhub, "render_hub_config", lambda *a, **kw: original(*a, **kw) + extra_config):
+        hub_up(hub, say=log)
+    return hub
+
+
+def run(runs: int, setups: dict[str, Setup], tmp: Path) -> dict:
     """Each setup is a `dsbuild serve` (its own image prefix, so each builds its own
-    images) on the one hub; runs alternate between them (side by side, same load)."""
-    hub_prefix = f"dsbuild-bench-launch-{uuid.uuid4().hex[:8]}"
-    prefixes = {name: f"{hub_prefix}-{i}" for i, name in enumerate(setups)}
-    hub = HubOptions(state_dir=tmp / "hub", port=free_port(), proxy_api_port=free_port(), hub_port=free_port(),
-                     container_prefix=hub_prefix, hub_label=hub_prefix, cull_timeout=3600)
+    images) on a hub of its hub configuration (setups with the same share one, each
+    hub its own servers' network); runs alternate between them (same load)."""
+    run_prefix = f"dsbuild-bench-launch-{uuid.uuid4().hex[:8]}"
     repo = tmp / "repo"
     make_repo(repo)
-    services: dict[str, tuple[subprocess.Popen, str]] = {}
+    hubs: dict[str, HubOptions] = {}
+    services: dict[str, tuple[subprocess.Popen, str, HubOptions]] = {}
     results: dict[str, list[dict[str, float]]] = {f"{kind}, {name}": [] for kind in ("new commit", "image built")
                                                   for name in setups}
     load = [os.getloadavg()]
     try:
-        hub_up(hub, say=lambda m: log(m))
-        for name, extra in setups.items():
-            services[name] = start_service(hub, prefixes[name], tmp, extra)
+        for i, (name, setup) in enumerate(setups.items()):
+            if setup.hub_config not in hubs:
+                hubs[setup.hub_config] = start_hub(tmp / f"hub{len(hubs)}", f"{run_prefix}-h{len(hubs)}",
+                                                   setup.hub_config)
+            hub = hubs[setup.hub_config]
+            process, url = start_service(hub, f"{run_prefix}-s{i}", tmp, list(setup.serve_args))
+            services[name] = (process, url, hub)
             log(f"first launch through {name}: builds the environment (not timed)")
-            remove_user(hub, one_launch(services[name][1], repo, hub_prefix)["_user"])  # type: ignore[arg-type]
-            settle(services[name][1])
+            remove_user(hub, one_launch(url, repo, hub.hub_label)["_user"])  # type: ignore[arg-type]
+            settle(url)
         for i in range(1, runs + 1):
             code_commit(repo, i)
-            for name, (_, url) in services.items():
+            for name, (_, url, hub) in services.items():
                 for kind in ("new commit", "image built"):
-                    marks = one_launch(url, repo, hub_prefix)
+                    marks = one_launch(url, repo, hub.hub_label)
                     remove_user(hub, marks.pop("_user"))  # type: ignore[arg-type]
                     marks.pop("_image", None)
                     settle(url)
@@ -268,20 +295,19 @@ def run(runs: int, setups: dict[str, list[str]], tmp: Path) -> dict:
                     log(f"run {i} {kind}, {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in marks.items()))
         load.append(os.getloadavg())
     finally:
-        for name in ("jupyterhub.log", "proxy.log"):
-            if (hub.state_dir / name).exists():
-                (Path(tempfile.gettempdir()) / f"bench-launch-{name}").write_bytes((hub.state_dir / name).read_bytes())
-        for process, _ in services.values():  # each removes its pool's servers when it stops
+        for process, _, _ in services.values():  # each removes its pool's servers when it stops
             process.terminate()
             process.wait(90)
-        stop_service_and_hub(None, hub)
-        remove_containers(DockerEngine(), hub_prefix)
+        for hub in hubs.values():
+            stop_service_and_hub(None, hub)
+            remove_containers(DockerEngine(), hub.hub_label)
         images = subprocess.run([DOCKER, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                                 capture_output=True, text=True).stdout.split()
-        mine = [image for image in images if image.startswith(hub_prefix)]
+        mine = [image for image in images if image.startswith(run_prefix)]
         if mine:
             subprocess.run([DOCKER, "image", "rm", "-f", *mine], capture_output=True)
-    return {"results": results, "load": load, "setups": setups}
+    return {"results": results, "load": load,
+            "setups": {name: {"hub_config": s.hub_config, "serve_args": list(s.serve_args)} for name, s in setups.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,11 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each kind (median, range)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--pool-size", type=int, default=2,
-                        help="the second service's --pool-size, side by side with one without a pool (0: only that one)")
+                        help="a service with this --pool-size beside the one without (0: none)")
+    parser.add_argument("--before", action="store_true",
+                        help="also a hub with DockerLaunchSpawner.ready_check_interval = 0 (JupyterHub's own backoff "
+                             "wait for the server, as before it had the setting)")
     args = parser.parse_args(argv)
-    setups = {"no pool": []}
+    setups = {}
+    if args.before:
+        setups["interval 0"] = Setup("\nc.DockerLaunchSpawner.ready_check_interval = 0\n")
+    setups["default"] = Setup()
     if args.pool_size:
-        setups[f"pool {args.pool_size}"] = ["--pool-size", str(args.pool_size)]
+        setups[f"pool {args.pool_size}"] = Setup(serve_args=("--pool-size", str(args.pool_size)))
     with tempfile.TemporaryDirectory(prefix="dsbuild-bench-launch-") as tmp:
         report = run(args.runs, setups, Path(tmp))
     load = report["load"]
