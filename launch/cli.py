@@ -87,6 +87,7 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     launcher = app.settings["launcher"]
     gc = _garbage_timer(config, launcher.preflight)
     housekeeping = asyncio.create_task(gc.run()) if gc else None
+    reaper = asyncio.create_task(launcher.pool.run_reaper()) if launcher.pool.enabled else None
     server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
@@ -107,6 +108,9 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     server.stop()
     if housekeeping:
         housekeeping.cancel()
+    if reaper:
+        reaper.cancel()
+    await launcher.pool.close(30)  # every server started in advance goes
     await launcher.remover.drain(30)  # temporary users of streams that just closed
 
 
@@ -169,6 +173,9 @@ def register(main: click.Group, hub: click.Group) -> None:
               help="A catalog choice sent with every launch, e.g. cpu=2 or memory=4Gi; repeatable.")
 @setting(LaunchConfig, "oauth_redirect_url", envvar="JUPYTERHUB_OAUTH_CALLBACK_URL")
 @setting(LaunchConfig, "start_timeout")
+@setting(LaunchConfig, "pool_size")
+@setting(LaunchConfig, "pool_per_image")
+@setting(LaunchConfig, "pool_idle_timeout")
 @setting(LaunchConfig, "build_on")
 @setting(LaunchConfig, "build_image", metavar="IMAGE")
 @setting(LaunchConfig, "build_namespace")

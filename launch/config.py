@@ -135,6 +135,15 @@ class LaunchConfig(Configurable):
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
     token_lifetime = Int(8 * 3600, config=True, help="Seconds an anonymous user's token is valid.")
     user_prefix = Unicode(TEMPORARY_USER_PREFIX, config=True, help="Name prefix of anonymous launches' temporary users.")
+    pool_size = Int(0, config=True,
+                    help="Anonymous mode: servers started in advance, in all, for the images launched recently; "
+                         "a launch of such an image takes one (each is one temporary user's, handed to one launch "
+                         "only, its token made then) and opens without waiting for a start. 0: no pool. They "
+                         "count against this limit, not --max-servers.")
+    pool_per_image = Int(1, config=True, help="Anonymous mode: servers started in advance for one image, at most.")
+    pool_idle_timeout = Float(300.0, config=True,
+                              help="Anonymous mode: seconds a server started in advance waits to be taken before it "
+                                   "is removed (keep it below the hub's --cull-timeout).")
     user_options = Dict(config=True, help="Catalog choices sent with every launch, e.g. {'cpu': '2'}.")
     service_name = Unicode("dsbuild", config=True, help="This service's name in JupyterHub.")
     oauth_redirect_url = Unicode(None, allow_none=True, config=True,
@@ -172,7 +181,7 @@ class LaunchConfig(Configurable):
         if unknown or not self.allowed_schemes:
             raise ConfigInvalid(f"--allow-scheme takes {', '.join(KNOWN_SCHEMES)}; got {', '.join(unknown) or 'none'}")
         for name in ("max_builds", "per_repo_limit", "max_repo_size", "token_lifetime", "max_servers", "max_starting",
-                     "gc_interval", "gc_max_age", "gc_max_disk"):
+                     "gc_interval", "gc_max_age", "gc_max_disk", "pool_size", "pool_per_image", "pool_idle_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigInvalid(f"{name} must not be negative")
         if self.max_builds == 0:
@@ -184,5 +193,7 @@ class LaunchConfig(Configurable):
                                 "(`dsbuild hub up` writes one)")
         if self.build_on == "kubernetes" and not (self.registry and self.build_image):
             raise ConfigInvalid("--build-on kubernetes needs --registry and --build-image")
+        if self.mode == "authenticated" and self.pool_size:
+            raise ConfigInvalid("--pool-size needs anonymous mode (an authenticated launch opens the user's own server)")
         if self.mode == "authenticated" and not self.oauth_redirect_url:
             raise ConfigInvalid("authenticated mode needs --oauth-redirect-url (this service's /oauth_callback)")

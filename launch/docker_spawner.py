@@ -12,6 +12,7 @@ any container exists."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from dockerspawner import DockerSpawner
@@ -19,6 +20,8 @@ from dsbuild.builder.names import HUB_LABEL, VERSION_LABEL
 from dsbuild.spawner.errors import SpawnRequestError
 from dsbuild.spawner.mixin import CatalogSpawnerMixin, bad_request
 from traitlets import Bool, Integer, Unicode, default
+
+from dsbuild.spawner.readiness import until_listening
 
 from .spawning import local_resources, split_launch_options
 
@@ -133,7 +136,22 @@ class DockerLaunchSpawner(CatalogSpawnerMixin, DockerSpawner):
             await self.docker("create_volume", name=name, labels={HUB_LABEL: self.hub_label})  # idempotent
             self.home_volume = name
             self.volumes = {**self.volumes, name: {"bind": HOME, "mode": "rw"}}
-        return await super().start()
+        ip, port = await super().start()
+        if self.ready_check_interval > 0:
+            await self._until_listening(f"http://{ip}:{port}")
+        return ip, port
+
+    async def _until_listening(self, url: str) -> None:
+        """Return once JupyterLab accepts connections at `url` (or its container ended,
+        or `http_timeout` passed: JupyterHub's own check then reports it)."""
+        listening = asyncio.ensure_future(until_listening(url, self.ready_check_interval, self.http_timeout))
+        try:
+            while not listening.done():
+                await asyncio.wait({listening}, timeout=1.0)
+                if not listening.done() and await self.poll() is not None:
+                    return  # the container exited
+        finally:
+            listening.cancel()
 
     async def delete_forever(self) -> None:
         """The server (or its user) is deleted: its home volume goes with it."""

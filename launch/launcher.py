@@ -41,6 +41,7 @@ from .events import StreamEvent, failed, launching, ready
 from .hosts import safe_source_message
 from .hubapi import HubClient
 from .limits import RateLimiter
+from .pool import PoolLimits, ServerPool, Warm
 from .ratejournal import RateJournal, restore
 from .preflight import Checked, Preflight
 from .routes import LaunchSpec
@@ -83,6 +84,9 @@ class Launcher:
             restore(self.rate, self.rate_journal, time.time())
         self.checking = 0  # launch pages being checked
         self.remover = UserRemover(hub)
+        anonymous = config.mode == "anonymous"
+        limits = PoolLimits(config.pool_size if anonymous else 0, config.pool_per_image, config.pool_idle_timeout)
+        self.pool = ServerPool(hub, self.remover, limits, config.user_prefix, config.start_timeout)
         self.refused: Counter[str] = Counter()  # launches refused, by reason
         self.holder = f"{socket.gethostname()}-{secrets.token_hex(4)}"  # this replica, in build Leases
 
@@ -145,7 +149,8 @@ class Launcher:
         limit, per_repo = self.config.max_servers, self.config.per_repo_limit
         if not limit and not per_repo:
             return
-        servers = await self.hub.active_servers()
+        pooled = self.pool.members()  # servers started in advance count against --pool-size only
+        servers = [entry for entry in await self.hub.active_servers() if entry[0] not in pooled]
         if limit:
             total = len(servers) + sum(self.starting.values()) - reserved
             if total >= limit:
@@ -212,21 +217,49 @@ class Launcher:
                 yield event
 
     async def _start_anonymous(self, spec: LaunchSpec, checked: Checked, built: Built) -> AsyncIterator[StreamEvent]:
+        options = self._user_options(spec, checked, built)
+        warm = self.pool.take(built.image)
+        if warm is not None:
+            url = await self._hand_out(warm, spec)
+            if url:
+                yield launching(f"a server of this image was started in advance for temporary user {warm.user}")
+                self.pool.refill(built.image, options)
+                yield ready(url)
+                return
         name = f"{self.config.user_prefix}{secrets.token_hex(6)}"
         yield launching(f"starting a server for temporary user {name}")
         await self.hub.create_user(name)
         try:
-            await self.hub.start_server(name, "", self._user_options(spec, checked, built))
+            await self.hub.start_server(name, "", options)
             server_path = f"user/{name}"
             async for event, path in self._follow_start(name, ""):
                 server_path = path or server_path
                 yield event
-            token = await self.hub.create_token(name, self.config.token_lifetime, "dsbuild launch link",
-                                                [f"access:servers!user={name}"])
+            token = await self._token(name)
         except BaseException:
             self.remover.remove_soon(name)  # its server is stopped first; not cut by this stream closing
             raise
+        self.pool.refill(built.image, options)  # after this launch's own start, not competing with it
         yield ready(open_url(self.config.hub_url, server_path, spec.open_path, token))
+
+    async def _token(self, name: str) -> str:
+        """The temporary user's token: its own servers only."""
+        return await self.hub.create_token(name, self.config.token_lifetime, "dsbuild launch link",
+                                           [f"access:servers!user={name}"])
+
+    async def _hand_out(self, warm: Warm, spec: LaunchSpec) -> str | None:
+        """The ready URL of a warm server, with a token made now for its user; None (and
+        the server removed) when the hub no longer has it ready, e.g. the culler took it."""
+        try:
+            model = await self.hub.get_user(warm.user) or {}
+            if ((model.get("servers") or {}).get("") or {}).get("ready"):
+                return open_url(self.config.hub_url, warm.path, spec.open_path, await self._token(warm.user))
+        except BaseException:
+            self.remover.remove_soon(warm.user)
+            raise
+        log.info("pool: %s is no longer ready; starting a server instead", warm.user)
+        self.remover.remove_soon(warm.user)
+        return None
 
     async def _start_named(self, name: str, spec: LaunchSpec, checked: Checked, built: Built) -> AsyncIterator[StreamEvent]:
         server = server_name_for(spec.url, checked.commit)
@@ -267,4 +300,5 @@ class Launcher:
             "launches_refused": dict(self.refused),
             "clients_limited": self.rate.clients(),
             "users_being_removed": len(self.remover.pending),
+            "pool": {"warm": len(self.pool.warm), "starting": len(self.pool.starting), "max": self.pool.limits.size},
         }

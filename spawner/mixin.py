@@ -16,7 +16,7 @@ import inspect
 from typing import Any
 
 from tornado import web
-from traitlets import Callable, Dict, Unicode
+from traitlets import Callable, Dict, Float, Unicode
 from traitlets.config import Configurable
 
 from .catalog import Catalog, load_catalog, parse_catalog
@@ -35,6 +35,17 @@ def bad_request(error: Exception | str) -> web.HTTPError:
 
 class CatalogSpawnerMixin(Configurable):
     """The catalog, the user's limits and git builds, for any JupyterHub spawner."""
+
+    ready_check_interval = Float(
+        0.1,
+        config=True,
+        help="""Seconds between two looks at a starting server: at its port until
+        JupyterLab accepts a connection (on Kubernetes first at the pod reflector, no
+        API call, until the pod runs); start() returns then, so JupyterHub's own first
+        check of the server succeeds. JupyterHub (and KubeSpawner) alone wait with a
+        backoff growing up to 5 s, which costs seconds of a few-second start
+        (spawner/readiness.py). 0 leaves the waiting to them.""",
+    )
 
     catalog = Dict(
         config=True,

@@ -98,17 +98,6 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     _policies_in_force: set[str] = set()  # namespaces this process put the policy in
     _new_claim: str | None = None  # the home claim this start made (deleted if it fails)
 
-    ready_check_interval = Float(
-        0.1,
-        config=True,
-        help="""Seconds between two looks at a starting server: at the pod
-        reflector (no API call) until the pod runs, then at the pod's port until
-        JupyterLab accepts a connection; start() returns then, so JupyterHub's own
-        first check of the server succeeds. KubeSpawner and JupyterHub alone wait
-        with a backoff growing up to 5 s, which costs seconds of a few-second start
-        (spawner/readiness.py). 0 leaves the waiting to them.""",
-    )
-
     resource_request: ResourceRequest | None = None  # set by choose_resources
     _pod_created: asyncio.Event | None = None  # set once this start's pod was created
     _refused = False  # the last request was refused: nothing was sent to Kubernetes

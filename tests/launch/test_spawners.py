@@ -142,3 +142,59 @@ def test_kube_launch_spawner_takes_images_from_the_service_registry():
     request, refused = asyncio.run(scenario())
     assert request.image.startswith("registry.example.org:5000/") and request.cpu.limit.cores == 2
     assert refused is not None and refused.status_code == 400
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_docker_start_returns_once_jupyterlab_listens(monkeypatch):
+    """start() looks at the container's port every ready_check_interval, so JupyterHub's
+    own first check finds the server up (no backoff wait); a listener that opens late is
+    waited for."""
+    from dockerspawner import DockerSpawner
+
+    port, opened = _free_port(), []
+
+    async def docker_start(self):
+        return "127.0.0.1", port
+
+    async def running(self):
+        return None
+
+    monkeypatch.setattr(DockerSpawner, "start", docker_start)
+    monkeypatch.setattr(DockerSpawner, "poll", running)
+
+    async def scenario():
+        spawner = docker_spawner(home_volume_template="", ready_check_interval=0.02, http_timeout=3600)
+        started = asyncio.ensure_future(spawner.start())
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+        assert not started.done()  # nothing listens yet: start() has not returned
+        server = await asyncio.start_server(lambda r, w: (opened.append(1), w.close()), "127.0.0.1", port)
+        async with server:
+            result = await asyncio.wait_for(started, 60)
+        return result
+
+    assert asyncio.run(scenario()) == ("127.0.0.1", port)
+    assert opened  # it returned after a connection to the listener
+
+
+def test_docker_start_does_not_wait_for_a_container_that_exited(monkeypatch):
+    from dockerspawner import DockerSpawner
+
+    async def docker_start(self):
+        return "127.0.0.1", _free_port()  # nothing will ever listen
+
+    async def exited(self):
+        return 1
+
+    monkeypatch.setattr(DockerSpawner, "start", docker_start)
+    monkeypatch.setattr(DockerSpawner, "poll", exited)
+    spawner = docker_spawner(home_volume_template="", ready_check_interval=0.02, http_timeout=3600)
+    ip, _ = asyncio.run(asyncio.wait_for(spawner.start(), 60))  # returns: JupyterHub reports the exit
+    assert ip == "127.0.0.1"
