@@ -240,7 +240,7 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
     try:
         network.open()
         nodes = shape.cpu_nodes + shape.a100_nodes + shape.t4_nodes
-        say(f"{args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; pods in {network.cidr}")
+        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; pods in {network.cidr}")
         prepare(kubectl, namespace, population, shape, run_id, pod_cidrs=network.node_cidrs(nodes),
                 volumes_per_user=len(rounds))
         report, ok = asyncio.run(run_through_hub(

@@ -74,6 +74,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Seconds the process's main thread has waited on a run queue for a CPU (/proc/PID/schedstat):
+    what a loaded machine, not the process, costs it."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 class LocalHub:
     """JupyterHub and its proxy for one round; `stop()` ends both (and the hub's services)."""
 
@@ -125,7 +134,11 @@ class LocalHub:
             time.sleep(0.3)
 
     def cpu(self) -> dict[str, float]:
-        return {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
+        """CPU seconds used by the hub and the proxy, and the hub's seconds waiting for a CPU."""
+        used = {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
+        if "hub" in self.processes:
+            used["hub wait"] = cpu_wait_seconds(self.processes["hub"].pid)
+        return used
 
     def stop(self) -> None:
         for name in ("hub", "proxy"):  # the hub stops its services (the idle culler) on SIGTERM

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import re
 import secrets
 import shutil
 import sys
@@ -27,6 +29,7 @@ from .simnet import PodNetwork, StubServer
 
 MAX_USERS = 2000
 MAX_DURATION = 1800.0
+LOGS = Path(__file__).resolve().parents[2] / ".run" / "scale-hub" / "logs"  # the last run's hub and proxy logs
 
 
 def say(message: str) -> None:
@@ -56,6 +59,7 @@ class Round:
     client_cpu: float
     users_left: list[str]
     pods_left: int
+    load: float  # the machine's 1-minute load average at the round's end
 
     def row(self, rate: float) -> str:
         ok = [u for u in self.users if u.running is not None]
@@ -68,20 +72,22 @@ class Round:
                 f"{percentile([u.login for u in logged_in], 50):>8.2f} {percentile(times, 50):>7.2f} "
                 f"{percentile(times, 99):>7.2f} {max(times, default=float('nan')):>7.2f} "
                 f"{sum(u.throttled for u in self.users):>6} {hub:>7.1f} {hub / self.wall:>6.0%} "
-                f"{self.cpu.get('proxy', float('nan')):>7.1f} {self.client_cpu:>7.1f} {self.wall:>7.1f}")
+                f"{self.cpu.get('hub wait', float('nan')):>7.1f} {self.cpu.get('proxy', float('nan')):>7.1f} "
+                f"{self.client_cpu:>7.1f} {self.wall:>7.1f} {self.load:>5.1f}")
 
     def failures(self) -> dict[str, int]:
         reasons: dict[str, int] = {}
         for u in self.users:
             if u.running is None:
-                key = u.error or "unfinished at the round's deadline"
+                key = re.sub(r"r\d+user\d+", "USER", u.error or "unfinished at the round's deadline")
+                key = re.sub(r"dsbuild-bench-\w+", "NAMESPACE", key)
                 reasons[key] = reasons.get(key, 0) + 1
         return reasons
 
 
 HEADER = (f"{'hub setting':<28} {'users':>6} {'rate':>6} {'logins/s':>8} {'running':>8} {'failed':>7} "
           f"{'login p50':>8} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'429s':>6} {'hub cpu':>7} {'core':>6} "
-          f"{'proxy':>7} {'client':>7} {'wall s':>7}")
+          f"{'waited':>7} {'proxy':>7} {'client':>7} {'wall s':>7} {'load':>5}")
 
 
 async def run_round(label: str, names: list[str], forms: list[dict[str, str]], hub: LocalHub,
@@ -106,7 +112,8 @@ async def run_round(label: str, names: list[str], forms: list[dict[str, str]], h
     say(f"{label}: removing {len(names)} users through the hub")
     left = await remove_users(hub.url, hub.service_token(), names)
     pods = await asyncio.to_thread(_pods_gone, kubectl, namespace)
-    return Round(label, results, wall, {k: cpu1[k] - cpu0[k] for k in cpu1}, client_cpu, left, pods)
+    load = os.getloadavg()[0]
+    return Round(label, results, wall, {k: cpu1[k] - cpu0[k] for k in cpu1}, client_cpu, left, pods, load)
 
 
 def _pods_gone(kubectl, namespace: str, timeout: float = 120) -> int:
@@ -123,6 +130,7 @@ async def run_through_hub(kubectl, namespace: str, run_id: str, population, roun
                           state: Path) -> tuple[str, bool]:
     import jupyterhub
 
+    shutil.rmtree(LOGS, ignore_errors=True)
     stub = StubServer(network.cidr, jupyterhub.__version__)
     port = await stub.start()
     say(f"stub server on port {port}, answering at {network.cidr}")
@@ -141,17 +149,27 @@ async def run_through_hub(kubectl, namespace: str, run_id: str, population, roun
                 done.append(await run_round(label, names, forms, hub, rate, duration, kubectl, namespace))
             finally:
                 await asyncio.to_thread(hub.stop)
+                _keep_logs(hub.state, LOGS / f"round{k}")
                 shutil.rmtree(hub.state, ignore_errors=True)
     finally:
         await stub.stop()
     return report(done, rate, stub, network), all(not r.users_left and not r.pods_left for r in done)
 
 
+def _keep_logs(state: Path, prefix: Path) -> None:
+    """The round's hub and proxy logs outlive its state (secrets, database): the last run's only."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for name in ("hub", "proxy"):
+        if (state / f"{name}.log").exists():
+            shutil.copyfile(state / f"{name}.log", f"{prefix}-{name}.log")
+
+
 def report(done: list[Round], rate: float, stub: StubServer, network: PodNetwork) -> str:
     lines = ["", HEADER]
     lines += [r.row(rate) for r in done]
-    lines += ["", "times in seconds from the login's start; hub/proxy/client: CPU seconds over the round "
-                  "(core: the hub's share of one core)"]
+    lines += ["", "times in seconds from the login's start; hub/proxy/client: CPU seconds used over the round "
+                  "(core: the hub's share of one core; waited: seconds the hub waited for a CPU, a loaded "
+                  "machine's cost); load: 1-minute load average at the round's end"]
     for r in done:
         failures = r.failures()
         lines.append(f"{r.label}: failures: " + ("none" if not failures else
