@@ -171,6 +171,11 @@ def report(done: list[Round], rate: float, stub: StubServer, network: PodNetwork
                   "(core: the hub's share of one core; waited: seconds the hub waited for a CPU, a loaded "
                   "machine's cost); load: 1-minute load average at the round's end"]
     for r in done:
+        ok = [u for u in r.users if u.running is not None]
+        phases = ", ".join(f"{what} p50 {percentile([getattr(u, what) for u in ok], 50):.2f} / p99 "
+                           f"{percentile([getattr(u, what) for u in ok], 99):.2f}"
+                           for what in ("login", "spawned", "ready", "running"))
+        lines.append(f"{r.label}: from the login's start, s: {phases}")
         failures = r.failures()
         lines.append(f"{r.label}: failures: " + ("none" if not failures else
                                                  "; ".join(f"{n} x {k}" for k, n in failures.items())))

@@ -39,6 +39,8 @@ class UserResult:
     name: str
     started: float = 0.0  # time.monotonic() at the login's start
     login: float | None = None  # seconds: login form posted and answered
+    spawned: float | None = None  # seconds from the login's start to the spawn form's answer (429 waits included)
+    ready: float | None = None  # ... to the progress stream's `ready`
     running: float | None = None  # seconds from the login's start to the server answering
     stopped: float | None = None  # seconds the stop took
     throttled: int = 0  # 429s the hub answered the spawn with
@@ -63,7 +65,9 @@ class Client:
                 xsrf = await self._log_in(http, jar, name)
                 result.login = time.monotonic() - t0
                 result.throttled = await self._spawn(http, name, form, xsrf)
+                result.spawned = time.monotonic() - t0
                 await self._until_ready(http, name, xsrf)
+                result.ready = time.monotonic() - t0
                 result.address = await self._until_answering(http, name)
                 result.running = time.monotonic() - t0
                 t1 = time.monotonic()
