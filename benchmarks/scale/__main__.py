@@ -1,4 +1,4 @@
-"""python -m benchmarks.scale [--users N] [--concurrency C]
+"""python -m benchmarks.scale [--users N] [--concurrency C] [--through-hub [--rate R] [--compare SETTING]]
 
 Spawns N simulated users through DsbuildSpawner (its own start/poll/stop, as
 JupyterHub calls them) against the real test cluster, on simulated CPU and GPU
@@ -6,6 +6,23 @@ nodes sized for the run, then prints spawns per second, p50/p99 time to running,
 and the placement the real scheduler chose. Starts the test cluster if it is not
 running (and stops it afterwards); removes every node, volume and namespace it
 added either way.
+
+--through-hub drives JupyterHub instead, the way users do, all through
+configurable-http-proxy: log in (the login form of the dummy authenticator, as
+the Helm chart installs it), start a server with the spawn form, read the
+progress stream until ready, GET /user/NAME/api/status until the server answers
+through the proxy, stop it. The hub is a local JupyterHub process configured by
+the same code as `dsbuild hub up` and the chart (render_hub_config), spawning
+with KubeLaunchSpawner on the kwok-only test cluster (start.sh --no-node; it
+needs root for its route). Simulated pods answer HTTP through one asyncio stub
+on this machine, reachable at their addresses by a local route for a free /16
+(ip route add local CIDR dev lo), removed at the end, also on Ctrl-C. Users
+arrive at --rate per second; each round has a fresh hub and new users; every
+--compare SETTING adds a round with that hub setting, side by side. Prints
+logins per second, p50/p99 login-to-running, spawns throttled (429) and the
+CPU seconds of the hub and the proxy (/proc). Users, pods, claims, nodes,
+volumes, the route and the processes are removed at the end. Caps: 2000 users,
+1800 s per round.
 """
 
 from __future__ import annotations
@@ -15,6 +32,8 @@ import asyncio
 import json
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,20 +72,25 @@ def _alive(pid_file: Path) -> bool:
     return True
 
 
-def start_cluster() -> tuple[Kubectl, bool]:
+def start_cluster(*start_args: str) -> tuple[Kubectl, bool]:
     was_running = _alive(RUN_DIR / "pids" / "kube-apiserver.pid")
-    done = subprocess.run([str(CLUSTER / "start.sh")], stdout=subprocess.PIPE, text=True)
+    done = subprocess.run([str(CLUSTER / "start.sh"), *start_args], stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
         sys.exit(f"scale: tests/cluster/start.sh failed (exit {done.returncode}); see {RUN_DIR / 'logs'}")
     kubeconfig = Path(done.stdout.strip().splitlines()[-1])
     return Kubectl(Path((RUN_DIR / "bin").read_text().strip()) / "kubectl", kubeconfig), not was_running
 
 
-def prepare(kubectl: Kubectl, namespace: str, population, shape, run_id: str) -> None:
+def prepare(kubectl: Kubectl, namespace: str, population, shape, run_id: str, *,
+            pod_cidrs: list[str] | None = None, volumes_per_user: int = 1) -> None:
+    """The run's namespace, nodes (with `pod_cidrs`, kwok's pods take their addresses
+    from them), a home volume per user and round, and the shared datasets claim."""
     labels = {BENCH_LABEL: run_id}
     nodes = objects.nodes(shape.cpu_nodes, shape.a100_nodes, shape.t4_nodes, prefix=f"bench-{run_id}", labels=labels)
+    for node, cidr in zip(nodes, pod_cidrs or []):
+        node["spec"].update({"podCIDR": cidr, "podCIDRs": [cidr]})
     volumes = [objects.persistent_volume(f"bench-{run_id}-{i:05d}", "10Gi", pool=f"bench-{run_id}")
-               for i in range(len(population))]
+               for i in range(len(population) * volumes_per_user)]
     volumes.append(objects.persistent_volume(f"bench-{run_id}-datasets", "100Gi", pool=f"bench-{run_id}",
                                              access_mode="ReadOnlyMany", storage_class=""))
     kubectl("create", "-f", "-", input=_list([{"apiVersion": "v1", "kind": "Namespace",
@@ -145,7 +169,8 @@ async def stop_all(spawners, concurrency: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[1],
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale",
+                                     description="\n\n".join(__doc__.split("\n\n")[1:]),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200, help="simulated users (default 200)")
     parser.add_argument("--concurrency", type=int, default=50, help="spawns in flight at once (default 50)")
@@ -154,9 +179,21 @@ def main(argv=None) -> int:
                         help="GPU nodes for this share of the GPU demand (default 0.8: some GPU spawns must fail)")
     parser.add_argument("--unschedulable-timeout", type=float, default=10,
                         help="the spawner's unschedulable_timeout for the run (default 10 s)")
+    hub = parser.add_argument_group("through the hub (--through-hub)")
+    hub.add_argument("--through-hub", action="store_true",
+                     help="drive a local JupyterHub through its proxy as users do (see above)")
+    hub.add_argument("--rate", type=float, default=10, help="users arriving (logging in) per second (default 10)")
+    hub.add_argument("--duration", type=float, default=900,
+                     help="a round's limit in seconds; users not running by then count as failed (default 900)")
+    hub.add_argument("--hub-setting", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
+                     help="a hub setting for every round, e.g. JupyterHub.concurrent_spawn_limit=500 (repeatable)")
+    hub.add_argument("--compare", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
+                     help="one more round with this setting added, side by side with the first (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # failures are counted in the table
+    if args.through_hub:
+        return main_through_hub(parser, args)
 
     population = users(args.users, args.gpu_share)
     shape = shape_for(population, args.gpu_capacity)
@@ -175,6 +212,51 @@ def main(argv=None) -> int:
         if started_here:
             subprocess.run([str(CLUSTER / "stop.sh")], check=False)
     return 0 if placed_right else 1
+
+
+def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
+    from .hubproc import Setting
+    from .hubrun import MAX_DURATION, MAX_USERS, run_through_hub
+    from .simnet import PodNetwork, PodNetworkError
+
+    if not 0 < args.users <= MAX_USERS or not 0 < args.duration <= MAX_DURATION or args.rate <= 0:
+        parser.error(f"--users is 1..{MAX_USERS}, --duration 1..{MAX_DURATION:.0f} s, --rate above 0")
+    try:
+        common = [Setting.parse(t) for t in args.hub_setting]
+        rounds = [common] + [common + [Setting.parse(t)] for t in args.compare]
+    except ValueError as err:
+        parser.error(str(err))
+    if os.geteuid() != 0:
+        sys.exit("scale: --through-hub adds a local route for the simulated pods' addresses; run it as root")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally blocks below clean up
+    population = users(args.users, gpu_share=0)
+    shape = shape_for(population)
+    kubectl, started_here = start_cluster("--no-node")
+    run_id = uuid.uuid4().hex[:6]
+    namespace = f"dsbuild-bench-{run_id}"
+    network = PodNetwork(ROOT / ".run" / "scale-hub")
+    state = ROOT / ".run" / "scale-hub" / run_id  # the rounds' hubs: config, secrets, database, logs
+    ok = False
+    try:
+        network.open()
+        nodes = shape.cpu_nodes + shape.a100_nodes + shape.t4_nodes
+        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; pods in {network.cidr}")
+        prepare(kubectl, namespace, population, shape, run_id, pod_cidrs=network.node_cidrs(nodes),
+                volumes_per_user=len(rounds))
+        report, ok = asyncio.run(run_through_hub(
+            kubectl, namespace, run_id, population, rounds, {BENCH_LABEL: run_id}, args.rate, args.duration,
+            network, state))
+        print(report)
+    except PodNetworkError as err:
+        sys.exit(f"scale: {err}")
+    finally:
+        say("cleaning up")
+        network.close()
+        shutil.rmtree(state, ignore_errors=True)
+        cleanup(kubectl, namespace, run_id)
+        if started_here:
+            subprocess.run([str(CLUSTER / "stop.sh")], check=False)
+    return 0 if ok else 1
 
 
 async def _run(kubectl: Kubectl, population, namespace: str, args) -> tuple[str, bool]:
