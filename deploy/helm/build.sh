@@ -5,7 +5,7 @@
 # `go install module/cmd@version` builds with helm's own go.mod and go.sum
 # (checked against the Go checksum database), so the repo holds no copy of
 # helm's dependency list. The compile runs under `nice -n 19`. Prints the
-# binary's path last.
+# binary's path last. The shared steps: scripts/gobuild.sh.
 set -euo pipefail
 HELM_MODULE=helm.sh/helm/v3
 HELM_VERSION=v3.22.0
@@ -19,30 +19,17 @@ Environment: DSBUILD_CACHE_DIR (default \$HOME/.cache/dsbuild), GO (default: go 
 else /usr/local/go/bin/go).
 USAGE
 }
-force=0 print_only=0
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        --print-path) print_only=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "build.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
-    esac
-done
-cache="${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/helm/$HELM_VERSION"
-if [ "$print_only" = 1 ]; then echo "$cache/helm"; exit 0; fi
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-[ -x "$GO" ] || { echo "build.sh: no Go toolchain (set GO=/path/to/go)" >&2; exit 1; }
-mkdir -p "$cache"
+# shellcheck source=scripts/gobuild.sh
+. "$(cd "$(dirname "$0")/../.." && pwd)/scripts/gobuild.sh"
+gobuild_args --print-path "$@"
+cache="$(gobuild_cache helm "$HELM_VERSION")"
+if [ "$GOBUILD_PRINT_ONLY" = 1 ]; then echo "$cache/helm"; exit 0; fi
+gobuild_go
+# The stamp: the module, Go, and this script's ldflags lines (below, from `ldflags` to `done`).
 stamp="$( (printf '%s@%s %s\n' "$HELM_MODULE" "$HELM_VERSION" "$("$GO" version)"; sed -n '/^    ldflags/,/^    done/p' "$0") \
     | sha256sum | cut -c1-16)"
-if [ "$force" = 1 ] || [ "$(cat "$cache/.stamp" 2>/dev/null)" != "$stamp" ]; then
-    rm -f "$cache/helm"
-fi
+gobuild_open "$cache" "$stamp" helm
 if [ ! -x "$cache/helm" ]; then
-    echo "build.sh: building helm $HELM_VERSION from $HELM_MODULE ..." >&2
-    t0=$SECONDS
-    tmp="$(mktemp -d "$cache/.gobin.XXXXXX")"
-    trap 'rm -rf "$tmp"' EXIT
     # What helm's Makefile sets: its version (internal/version), and the Kubernetes
     # version `helm template` and `helm lint` assume (1.N for the k8s.io/client-go
     # v0.N it is built with; without it they assume 1.20 and refuse newer charts).
@@ -55,10 +42,7 @@ if [ ! -x "$cache/helm" ]; then
     for pkg in pkg/lint/rules pkg/chartutil; do
         ldflags+=" -X $HELM_MODULE/$pkg.k8sVersionMajor=1 -X $HELM_MODULE/$pkg.k8sVersionMinor=$k8s_minor"
     done
-    GOBIN="$tmp" nice -n 19 "$GO" install -trimpath -ldflags "$ldflags" "$HELM_MODULE/cmd/helm@$HELM_VERSION"
-    mv "$tmp/helm" "$cache/helm"
-    echo "build.sh: built helm in $((SECONDS - t0))s" >&2
-    echo "helm $((SECONDS - t0))" >> "$cache/build-times.txt"
-    echo "$stamp" > "$cache/.stamp"
+    gobuild_install "$cache" helm "$HELM_MODULE/cmd/helm@$HELM_VERSION" "$ldflags"
 fi
+gobuild_close "$cache" "$stamp"
 echo "$cache/helm"

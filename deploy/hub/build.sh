@@ -4,7 +4,10 @@
 # --registry HOST:PORT pushes it there. Prints the image's name last. An image already
 # built from the same inputs is reused. The machine's CA bundle and package index
 # settings come from dsbuild's own host settings (builder/host.py) as build secrets,
-# never as layers.
+# never as layers. The image is labelled with this checkout (a hash of its path); the
+# dsbuild-hub tags this checkout made before are removed once the new one exists (each
+# is about 1.2 GB), unless a container uses one. Other checkouts' tags, and any other
+# image, are never touched.
 set -euo pipefail
 usage() {
     cat <<USAGE
@@ -36,6 +39,7 @@ inputs="$(cd "$root" && find builder spawner launch cli templates deploy/hub pyp
     ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum; docker image inspect -f '{{.Id}}' "$base")"
 tag="$(printf '%s' "$inputs" | sha256sum | cut -c1-16)"
 image="dsbuild-hub:$tag"
+checkout="$(printf '%s' "$root" | sha256sum | cut -c1-16)"
 if ! docker image inspect "$image" >/dev/null 2>&1; then
     ctx="$(mktemp -d /tmp/dsbuild-hub-image.XXXXXX)"
     trap 'rm -rf "$ctx"' EXIT
@@ -63,9 +67,17 @@ PY
     # The context is Dockerfile and dist/ only; the secrets stay beside it.
     DOCKER_BUILDKIT=1 docker build --progress=plain --build-arg "BASE=$base" \
         --secret "id=ca,src=$ctx/secrets/ca.crt" --secret "id=dsbuild-index,src=$ctx/secrets/index" \
-        --label io.dsbuild.hub-image="$tag" -t "$image" "$ctx/context" >"$ctx/build.log" 2>&1 \
+        --label io.dsbuild.hub-image="$tag" --label io.dsbuild.hub-checkout="$checkout" -t "$image" "$ctx/context" >"$ctx/build.log" 2>&1 \
         || { tail -30 "$ctx/build.log" >&2; echo "build.sh: docker build failed" >&2; exit 1; }
 fi
+# The tags this checkout made for earlier inputs: replaced by this one.
+docker image ls --filter "reference=dsbuild-hub" --filter "label=io.dsbuild.hub-checkout=$checkout" \
+        --format '{{.Repository}}:{{.Tag}}' | while read -r old; do
+    if [ "$old" != "$image" ]; then
+        docker image rm "$old" >/dev/null 2>&1 && echo "build.sh: removed $old (replaced by $image)" >&2 \
+            || echo "build.sh: kept $old (in use)" >&2
+    fi
+done
 if [ -n "$registry" ]; then
     docker tag "$image" "$registry/$image"
     docker push --quiet "$registry/$image" >&2

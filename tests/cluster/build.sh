@@ -6,7 +6,8 @@
 # outside the repo, once per version:
 #   ${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/k8s/<release>/
 # A binary already in the cache (built from the same go.mod/go.sum and Go) is
-# reused. Compiles run under `nice -n 19`. Prints the cache folder last.
+# reused. Compiles run under `nice -n 19`. Prints the cache folder last. The
+# shared steps: scripts/gobuild.sh.
 set -euo pipefail
 usage() {
     cat <<EOF
@@ -18,33 +19,20 @@ Environment: DSBUILD_CACHE_DIR (default \$HOME/.cache/dsbuild), GO (default: go 
 else /usr/local/go/bin/go).
 EOF
 }
-force=0 print_only=0
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        --print-dir) print_only=1 ;;
-        -h|--help) usage; exit 0 ;;
-        *) echo "build.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
-    esac
-done
-
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=scripts/gobuild.sh
+. "$here/../../scripts/gobuild.sh"
+gobuild_args --print-dir "$@"
 cd "$here"
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
-[ -x "$GO" ] || { echo "build.sh: no Go toolchain (set GO=/path/to/go)" >&2; exit 1; }
 
 release="$(awk '$1=="k8s.io/kubernetes" && $2 ~ /^v/ {print $2; exit}' go.mod)"
-cache="${DSBUILD_CACHE_DIR:-$HOME/.cache/dsbuild}/k8s/$release"
-if [ "$print_only" = 1 ]; then echo "$cache"; exit 0; fi
-mkdir -p "$cache"
-
+cache="$(gobuild_cache k8s "$release")"
+if [ "$GOBUILD_PRINT_ONLY" = 1 ]; then echo "$cache"; exit 0; fi
+gobuild_go
 # The stamp says which sources (go.mod less its comments, go.sum) and toolchain
 # the cached binaries came from; a different stamp rebuilds them all.
-stamp="$( (grep -v '^[[:space:]]*//' go.mod; cat go.sum; "$GO" version) | sha256sum | cut -c1-16)"
-if [ "$force" = 1 ] || [ "$(cat "$cache/.stamp" 2>/dev/null)" != "$stamp" ]; then
-    rm -f "$cache"/kube-apiserver "$cache"/kube-controller-manager "$cache"/kube-scheduler \
-          "$cache"/kubectl "$cache"/kubelet "$cache"/etcd "$cache"/kwok "$cache"/pause
-fi
+stamp="$(gobuild_modstamp)"
+gobuild_open "$cache" "$stamp" kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok pause
 
 major="${release#v}"; major="${major%%.*}"
 minor="${release#v*.}"; minor="${minor%%.*}"
@@ -57,15 +45,7 @@ etcd_ver="$(awk '$1=="go.etcd.io/etcd/server/v3" && $2 ~ /^v/ {print $2; exit}' 
 kwok_ver="$(awk '$1=="sigs.k8s.io/kwok" && $2 ~ /^v/ {print $2; exit}' go.mod)"
 
 build() {  # build NAME PACKAGE [LDFLAGS]
-    local name="$1" pkg="$2" ldflags="-s -w ${3:-}"
-    if [ -x "$cache/$name" ]; then return 0; fi
-    echo "build.sh: building $name from $pkg ..." >&2
-    local t0=$SECONDS
-    # Build to a temporary name so an interrupted build never leaves a broken binary.
-    nice -n 19 "$GO" build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$cache/.$name.tmp" "$pkg"
-    mv "$cache/.$name.tmp" "$cache/$name"
-    echo "build.sh: built $name in $((SECONDS - t0))s" >&2
-    echo "$name $((SECONDS - t0))" >> "$cache/build-times.txt"
+    gobuild_binary "$cache" "$1" "$2" "-s -w ${3:-}"
 }
 
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kver"
@@ -95,5 +75,5 @@ if [ ! -x "$cache/pause" ]; then
     mv "$cache/.pause.tmp" "$cache/pause"
     echo "$pause_tag" > "$cache/pause.version"
 fi
-echo "$stamp" > "$cache/.stamp"
+gobuild_close "$cache" "$stamp"
 echo "$cache"

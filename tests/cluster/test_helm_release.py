@@ -1,8 +1,17 @@
-"""The Helm chart installed into the test cluster with its real node: `helm install`,
-a user logs in through the release's proxy and starts a server through the hub's REST
-API (it runs on the real node, answers through the proxy); `helm upgrade` with a
-changed catalog restarts the hub but keeps the server running and its volume; `helm
-uninstall` keeps the user's volume and the hub's database.
+"""The Helm chart installed into the test cluster with its real node, once for the module
+(`helm install` with the launch service and both image cleaners on):
+
+- the launch browser test through the release: Chromium logs in through the release's
+  proxy, opens a launch link of the release's `dsbuild serve` (building on the node's
+  Docker engine), watches the build log and lands in JupyterLab, served through the
+  release's proxy from a pod on the real node;
+- the image cleaners as pods: the registry cleaner's Job (from its CronJob) and the node
+  cleaner's DaemonSet pod remove images by age and disk use per the values, and keep
+  young ones, ones a container uses and ones dsbuild did not build;
+- a user logs in and starts a server through the hub's REST API (it answers through the
+  proxy); `helm upgrade` with a changed catalog restarts the hub but keeps the server
+  running and its volume; `helm uninstall` keeps the user's volume and the hub's
+  database (last: it ends the release).
 
 The test cluster has no kube-proxy and no DNS, so the release runs with
 network.mode=hostNetwork (docs/helm.md): the hub and proxy on the node's network, the
@@ -11,30 +20,35 @@ hub reaching the API server at 127.0.0.1. Needs the real node: run under the loc
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote
 
 import pytest
 
+from tests.browser import ARTIFACTS
 from tests.helm.chart import CHART, Helm, build_helm
 
-from . import objects, realnode
+from . import realnode
+from .helmrelease import PASSWORD, Hub, Setup, delete_image, push_image, registry_tags, release_values
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-NODE_IP = "10.123.0.1"  # node.sh's NODE_IP
-PASSWORD = "helm-test"
-ON_NODE = {"nodeSelector": {objects.POOL_LABEL: realnode.NODE_POOL},
-           "tolerations": [{"key": realnode.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]}
+FULL = "rel-dsbuild"  # the release's objects' name prefix (release "rel")
 
 
 def free_port() -> int:
     from dsbuild.builder.run import free_port as free
     return free()
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    from dsbuild.builder.engine import find_docker_cli
+
+    return subprocess.run([find_docker_cli(), *args], capture_output=True, text=True, check=check, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -52,29 +66,7 @@ def hub_image(real_node) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def release_values(cluster, real_node, hub_image: str, node_image: str, ports: dict, title: str) -> dict:
-    server = json.loads(cluster("config", "view", "--raw", "-o", "json"))["clusters"][0]["cluster"]["server"]
-    api = urlsplit(server)
-    catalog = {k: v for k, v in realnode.catalog(node_image).items() if k != "data_volumes"}
-    catalog["environments"]["notebooks"]["display_name"] = title
-    name, tag = hub_image.rsplit(":", 1)
-    return {
-        "image": {"name": name, "tag": tag},
-        "network": {"mode": "hostNetwork", "nodeIP": NODE_IP},
-        "registry": {"host": real_node.registry},
-        "hub": {"port": ports["hub"], "password": PASSWORD, **ON_NODE,
-                "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}},
-                # No kube-proxy: the API server where the node's network reaches it.
-                "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
-                             {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]},
-        "proxy": {"port": ports["proxy"], "apiPort": ports["api"], **ON_NODE},
-        "singleuser": {**ON_NODE, "startTimeout": 300},
-        "launch": {"enabled": False},
-        "catalog": catalog,
-    }
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def release_namespace(cluster):
     name = f"dsbuild-helm-{uuid.uuid4().hex[:6]}"
     # No PodSecurity level: hostNetwork (the test cluster's mode) is "privileged".
@@ -85,49 +77,32 @@ def release_namespace(cluster):
     cluster("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
-class Hub:
-    """A browser-less user of the release, through its proxy (requests)."""
-
-    def __init__(self, url: str):
-        import requests
-
-        self.url = url
-        self.session = requests.Session()
-        self.token = ""
-
-    def answers(self) -> bool:
-        try:
-            return self.session.get(self.url + "hub/health", timeout=5).status_code == 200
-        except OSError:
-            return False
-
-    def log_in(self, user: str) -> None:
-        self.session.get(self.url + "hub/login", timeout=30)
-        answer = self.session.post(self.url + "hub/login", timeout=60, allow_redirects=False, data={
-            "username": user, "password": PASSWORD, "_xsrf": self.session.cookies.get("_xsrf", "")})
-        assert answer.status_code == 302, answer.text[:500]
-        made = self.api("post", f"users/{user}/tokens", json={"note": "helm test", "expires_in": 3600})
-        self.token = made.json()["token"]
-
-    def api(self, method: str, path: str, **kw):
-        headers = {"X-XSRFToken": self.session.cookies.get("_xsrf", "")}
-        if self.token:
-            headers = {"Authorization": f"token {self.token}"}
-        answer = self.session.request(method, self.url + "hub/api/" + path, headers=headers, timeout=60, **kw)
-        assert answer.status_code < 400, f"{method} {path}: {answer.status_code} {answer.text[:300]}"
-        return answer
-
-    def server_ready(self, user: str) -> bool:
-        server = self.api("get", f"users/{user}").json()["servers"].get("")
-        return bool(server and server["ready"])
-
-    def server(self, user: str, method: str, path: str, **kw):
-        """The user's own server, through the proxy, with the user's token."""
-        return self.session.request(method, f"{self.url}user/{user}/api/{path}", timeout=60,
-                                    headers={"Authorization": f"token {self.token}"}, **kw)
+@pytest.fixture(scope="module")
+def setup(hub_image, node_image, tmp_path_factory) -> Setup:
+    suffix = uuid.uuid4().hex[:6]
+    ports = {"hub": free_port(), "proxy": free_port(), "api": free_port(), "launch": free_port()}
+    repo = realnode.make_repo(tmp_path_factory.mktemp("helm-launch") / "launched")
+    setup = Setup(hub_image, node_image, ports, f"dsbuild-test-hrel-{suffix}", f"dsbuild-test-hclean-{suffix}", repo)
+    yield setup
+    # What the launch service built and the cleaner test pulled, on the machine's engine.
+    docker("container", "rm", "-f", f"{setup.clean_prefix}-holder", check=False)
+    images = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    mine = [i for i in images if setup.launch_prefix in i or setup.clean_prefix in i]
+    if mine:
+        docker("image", "rm", *mine, check=False)
 
 
-def install(helm: Helm, cluster, namespace: str, values: dict, verb: str = "install") -> None:
+@pytest.fixture(scope="module")
+def release(cluster, real_node, helm, release_namespace, setup) -> str:
+    """The release "rel", installed once for the module; its namespace."""
+    install(helm, release_namespace, release_values(cluster, real_node, setup, "Test notebooks"))
+    hub = Hub(f"http://127.0.0.1:{setup.ports['proxy']}/")
+    cluster.wait_for(hub.answers, "the hub through the release's proxy", timeout=120)
+    yield release_namespace
+    helm("uninstall", "rel", "--namespace", release_namespace, "--wait", "--timeout", "5m", check=False, timeout=400)
+
+
+def install(helm: Helm, namespace: str, values: dict, verb: str = "install") -> None:
     helm(verb, "rel", str(CHART), "--namespace", namespace, "--wait", "--timeout", "10m", values=values, timeout=700)
 
 
@@ -137,13 +112,99 @@ def pod_uid(cluster, namespace: str, prefix: str) -> str:
     return pods[0]["metadata"]["uid"]
 
 
-def test_install_log_in_spawn_upgrade_and_uninstall(cluster, real_node, node_image, hub_image, helm, release_namespace):
-    ns = release_namespace
-    ports = {"hub": free_port(), "proxy": free_port(), "api": free_port()}
-    install(helm, cluster, ns, release_values(cluster, real_node, hub_image, node_image, ports, "Test notebooks"))
-    hub = Hub(f"http://127.0.0.1:{ports['proxy']}/")
-    cluster.wait_for(hub.answers, "the hub through the release's proxy", timeout=120)
+@pytest.mark.browser
+def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterlab(
+        cluster, real_node, release, setup, chromium):
+    from playwright.sync_api import expect
 
+    proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(proxy + "hub/login")  # the release's proxy, its hub's login form
+    page.fill("#username_input", "dora")
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**", timeout=60_000)
+
+    launch = f"http://127.0.0.1:{setup.ports['launch']}/"
+    page.goto(f"{launch}v2/git/{quote(setup.repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
+    expect(page.locator("h1")).to_have_text("Launching launched", timeout=60_000)
+    expect(page.locator("#log")).to_contain_text("[building] step", timeout=300_000)  # the build's log, live
+    page.wait_for_url(f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**", timeout=900_000)
+    expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
+    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
+    page.screenshot(path=ARTIFACTS / "helm-release-launch-jupyterlab.png")
+    pods = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-dora")]
+    assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
+    image = pods[0]["spec"]["containers"][0]["image"]
+    assert image.startswith(f"{real_node.registry}/{setup.launch_prefix}")  # built and pushed by the release
+    page.close()
+
+
+def rfc3339(age: timedelta) -> str:
+    return (datetime.now(timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_image_cleaners_run_as_pods_and_remove_by_age_and_disk_use(cluster, real_node, release, setup):
+    registry, ns = real_node.registry, release
+    reg, node = f"{setup.clean_prefix}-reg", f"{setup.clean_prefix}-node"  # what each cleaner may touch
+    # The registry (maxAge 30d, maxDisk 2.5m): an old image, three young ones of 1 MiB
+    # (3 MiB together), and an old one dsbuild did not build.
+    ages = {"old": timedelta(days=400), "young1": timedelta(hours=3), "young2": timedelta(hours=2),
+            "young3": timedelta(hours=1)}
+    for name, age in ages.items():
+        push_image(registry, f"{reg}-{name}", "1", rfc3339(age), 2**20)
+    push_image(registry, f"{reg}-foreign", "1", rfc3339(timedelta(days=400)), 1024, built_by_dsbuild=False)
+    # The node's engine (maxAge 30d): two old images, one of them held by a container, and
+    # a young one; pulled from the registry, so their build dates are the ones made here.
+    node_ages = {"old": timedelta(days=400), "held": timedelta(days=400), "young": timedelta(hours=1)}
+    for name, age in node_ages.items():
+        push_image(registry, f"{node}-{name}", "1", rfc3339(age), 1024)
+        docker("pull", "-q", f"{registry}/{node}-{name}:1")
+        docker("tag", f"{registry}/{node}-{name}:1", f"{node}-{name}:1")
+        docker("image", "rm", f"{registry}/{node}-{name}:1")
+    docker("container", "create", "--name", f"{setup.clean_prefix}-holder", f"{node}-held:1", "/payload")
+    try:
+        # The registry cleaner: a Job from its CronJob, on the real node.
+        cluster("create", "job", "-n", ns, "--from", f"cronjob/{FULL}-registry-cleaner", "cleaner-now")
+        cluster("wait", "-n", ns, "--for=condition=complete", "job/cleaner-now", "--timeout=300s")
+        log = cluster("logs", "-n", ns, "job/cleaner-now")
+        assert "removed 2 (" in log and "kept 2" in log, log
+        assert registry_tags(registry, f"{reg}-old") == []  # older than maxAge
+        assert registry_tags(registry, f"{reg}-young1") == []  # the oldest while over maxDisk
+        for kept in ("young2", "young3", "foreign"):  # under maxDisk now; not dsbuild's
+            assert registry_tags(registry, f"{reg}-{kept}") == ["1"], kept
+        assert registry_tags(registry, f"{node}-old") == ["1"]  # not under the cleaner's `only`
+
+        # The node cleaner: its DaemonSet's pod runs `dsbuild gc` when it starts; a new pod now.
+        selector = "app.kubernetes.io/component=node-cleaner"
+        before = {p["metadata"]["uid"] for p in cluster.get("pod", namespace=ns, selector=selector)}
+        cluster("delete", "pod", "-n", ns, "-l", selector, "--wait=true", "--timeout=120s")
+
+        def new_pods() -> list[dict]:
+            return [p for p in cluster.get("pod", namespace=ns, selector=selector) if p["metadata"]["uid"] not in before]
+
+        def cleaned() -> str:
+            pods = new_pods()
+            if not pods or pods[0]["status"].get("phase") != "Running":
+                return ""
+            text = cluster("logs", "-n", ns, pods[0]["metadata"]["name"], check=False)
+            return text if ", kept " in text else ""
+
+        cluster.wait_for(cleaned, "the node cleaner's first run", timeout=300, interval=2)
+        assert [p["spec"]["nodeName"] for p in new_pods()] == [real_node.name]
+        assert "removed 1 (" in cleaned(), cleaned()
+        assert docker("image", "inspect", f"{node}-old:1", check=False).returncode != 0  # gone
+        assert docker("image", "inspect", f"{node}-held:1", check=False).returncode == 0  # a container uses it
+        assert docker("image", "inspect", f"{node}-young:1", check=False).returncode == 0  # young
+    finally:
+        for name in [f"{reg}-{n}" for n in (*ages, "foreign")] + [f"{node}-{n}" for n in node_ages]:
+            delete_image(registry, name, "1")
+
+
+def test_log_in_spawn_upgrade_and_uninstall(cluster, real_node, helm, release, setup):
+    ns, ports = release, setup.ports
+    hub = Hub(f"http://127.0.0.1:{ports['proxy']}/")
     hub.log_in("alice")
     hub.api("post", "users/alice/server", json={"environment": "notebooks", "cpu": "500m", "memory": "1Gi",
                                                 "storage": "1Gi"})
@@ -154,14 +215,12 @@ def test_install_log_in_spawn_upgrade_and_uninstall(cluster, real_node, node_ima
     put = hub.server("alice", "put", "contents/kept.txt", json={"type": "file", "format": "text", "content": "kept"})
     assert put.status_code in (200, 201), put.text[:300]
     claims = {c["metadata"]["name"]: c["metadata"]["uid"] for c in cluster.get("pvc", namespace=ns)}
-    user_claims = {k: v for k, v in claims.items() if not k.endswith("-hub-db")}
-    assert len(user_claims) == 1, claims
+    assert len([k for k in claims if "alice" in k]) == 1, claims
 
     # A changed catalog: the hub restarts with it; alice's server and volume stay.
-    hub_before, server_before = pod_uid(cluster, ns, "rel-dsbuild-hub-"), pod_uid(cluster, ns, "jupyter-alice")
-    install(helm, cluster, ns, release_values(cluster, real_node, hub_image, node_image, ports, "Renamed notebooks"),
-            verb="upgrade")
-    cluster.wait_for(lambda: pod_uid(cluster, ns, "rel-dsbuild-hub-") != hub_before, "a new hub pod", timeout=120)
+    hub_before, server_before = pod_uid(cluster, ns, f"{FULL}-hub-"), pod_uid(cluster, ns, "jupyter-alice")
+    install(helm, ns, release_values(cluster, real_node, setup, "Renamed notebooks"), verb="upgrade")
+    cluster.wait_for(lambda: pod_uid(cluster, ns, f"{FULL}-hub-") != hub_before, "a new hub pod", timeout=120)
     cluster.wait_for(hub.answers, "the upgraded hub", timeout=180)
     assert "Renamed notebooks" in hub.session.get(hub.url + "hub/spawn/alice/second", timeout=60).text
     assert pod_uid(cluster, ns, "jupyter-alice") == server_before  # never restarted
@@ -173,4 +232,4 @@ def test_install_log_in_spawn_upgrade_and_uninstall(cluster, real_node, node_ima
     helm("uninstall", "rel", "--namespace", ns, "--wait", "--timeout", "5m", timeout=400)
     assert not [d for d in cluster.get("deployment", namespace=ns)]
     left = {c["metadata"]["name"]: c["metadata"]["uid"] for c in cluster.get("pvc", namespace=ns)}
-    assert left == claims  # the user's home and the hub's database, the same claims
+    assert left == claims  # the users' homes and the hub's database, the same claims

@@ -37,8 +37,13 @@ EVERYTHING = {  # every optional part on
     "hub": {"config": {"mode": "anonymous", "authenticator": None}, "db": {"url": "postgresql://hub@db/hub"}},
     "proxy": {"service": {"type": "NodePort", "nodePort": 30080}},
     "launch": {"enabled": True, "buildOn": "kubernetes", "buildImage": "registry.example.org:5000/dsbuild-buildkit:1",
-               "publicUrl": "https://launch.example.org/"},
-    "imageCleaner": {"registry": {"enabled": True, "only": "dsbuild-"}, "node": {"enabled": True}},
+               "publicUrl": "https://launch.example.org/",
+               "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/dsbuild/ca.crt"}],
+               "extraVolumes": [{"name": "ca", "configMap": {"name": "site-ca"}}],
+               "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/dsbuild/ca.crt", "subPath": "ca.crt"}]},
+    "imageCleaner": {"registry": {"enabled": True, "only": "dsbuild-", "nodeSelector": {"pool": "ops"},
+                                  "tolerations": [{"key": "ops", "operator": "Exists"}]},
+                     "node": {"enabled": True, "only": "dsbuild-*"}},
 }
 
 
@@ -118,18 +123,36 @@ def test_everything_on(helm, tmp_path):
     assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]  # the database is elsewhere
     c = hub_config(objects, tmp_path)
     assert c.JupyterHub.db_url == "postgresql://hub@db/hub" and c.JupyterHub.authenticator_class == "null"
-    launch = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]["containers"][0]["command"]
+    launch_pod = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]
+    launch = launch_pod["containers"][0]["command"]
+    assert launch_pod["containers"][0]["env"] == EVERYTHING["launch"]["extraEnv"]
+    assert launch_pod["volumes"][-1] == EVERYTHING["launch"]["extraVolumes"][0]
+    assert launch_pod["containers"][0]["volumeMounts"][-1] == EVERYTHING["launch"]["extraVolumeMounts"][0]
     assert "--build-on=kubernetes" in launch and "--mode=anonymous" in launch
     assert "--build-image=registry.example.org:5000/dsbuild-buildkit:1" in launch and "--build-namespace=hub" in launch
     assert {r["resources"][0] for r in find(objects, "Role", "-launch")["rules"]} == {"pods", "pods/log", "configmaps",
                                                                                         "leases"}
     assert "--registry=registry.example.org:5000" in launch
-    cleaner = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    cleaner_pod = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    cleaner = cleaner_pod["containers"][0]
     assert cleaner["command"][:3] == ["dsbuild", "gc", "--registry=registry.example.org:5000"]
     assert "--only=dsbuild-" in cleaner["command"]
+    assert cleaner_pod["nodeSelector"] == {"pool": "ops"} and cleaner_pod["tolerations"][0]["key"] == "ops"
     node = find(objects, "DaemonSet")["spec"]["template"]["spec"]
     assert node["volumes"][0]["hostPath"]["path"] == "/var/run/docker.sock"
+    assert {"name": "ONLY", "value": "dsbuild-*"} in node["containers"][0]["env"]
+    assert node["securityContext"]["runAsUser"] == 0  # the socket is root's; the image's user is 1000
+    assert '${ONLY:+--only="$ONLY"}' in node["containers"][0]["command"][-1]
     assert find(objects, "Service", "-proxy-public")["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def test_the_docker_launch_service_runs_as_root_and_the_buildkit_one_does_not(helm):
+    docker = helm.template({"registry": {"host": "r:5000"}, "launch": {"enabled": True}})
+    pod = find(docker, "Deployment", "-launch")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 0  # the socket and the secrets are root's
+    assert pod["volumes"][-1]["hostPath"]["path"] == "/var/run/docker.sock"
+    pod = find(helm.template(EVERYTHING), "Deployment", "-launch")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 1000 and pod["securityContext"]["runAsNonRoot"]
 
 
 @pytest.mark.parametrize("values, message", [
