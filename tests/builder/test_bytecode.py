@@ -62,3 +62,41 @@ def test_the_compiled_modules_import_without_writing_bytecode(tmp_path):
                          cwd=root, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.strip() == "xxx"
     assert sorted(p.name for p in root.rglob("*.pyc")) == listing  # nothing recompiled
+
+
+def installed_site(tmp_path: Path) -> Path:
+    """Two installed distributions: `wanted` (module wanted_mod, which imports helper) and `other`."""
+    root = tmp_path / "site-packages"
+    for dist, module, body in (("wanted", "wanted_mod", "from wanted_mod import helper\n"), ("other", "other_mod", "")):
+        (root / module).mkdir(parents=True)
+        (root / module / "__init__.py").write_text(body)
+        (root / module / "helper.py").write_text("X = 1\n")
+        (root / module / "unused.py").write_text("Y = 2\n")
+        info = root / f"{dist}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "RECORD").write_text("".join(f"{module}/{n},,\n" for n in ("__init__.py", "helper.py", "unused.py")))
+    return root
+
+
+def test_selective_bytecode_compiles_only_what_the_requirements_imports_load(tmp_path, monkeypatch, capsys):
+    root = installed_site(tmp_path)
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# a comment\n-r other.txt\nWanted==1.0 ; python_version >= '3'\n")
+    assert main(["--requirements", str(requirements), str(root)]) == 0
+    compiled = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.pyc"))
+    assert [c.split("/__pycache__/")[0] + "/" + c.rsplit("/", 1)[1].split(".")[0] for c in compiled] == \
+        ["wanted_mod/__init__", "wanted_mod/helper"]
+    assert "compiled 2 of 2 files (the modules 1 imports load)" in capsys.readouterr().out
+
+
+def test_a_failed_probe_compiles_everything(tmp_path, monkeypatch, capsys):
+    import dsbuild.builder.bytecode as bytecode
+
+    root = installed_site(tmp_path)
+    monkeypatch.setattr(bytecode, "loaded_files", lambda modules, start: None)
+    assert main(["--start", str(root)]) == 0
+    assert len(list(root.rglob("*.pyc"))) == 6
+    assert "(the import probe failed)" in capsys.readouterr().out

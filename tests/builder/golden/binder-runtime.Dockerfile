@@ -62,7 +62,7 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76,target=/tmp/dsbuild-uv-cache,u
  && mkdir -p /srv/dsbuild/venv/share/jupyter/lab/settings \
  && echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
       > /srv/dsbuild/venv/share/jupyter/lab/settings/overrides.json \
- && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/bytecode.py /srv/dsbuild/venv/lib/python*/site-packages \
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/bytecode.py --start /srv/dsbuild/venv/lib/python*/site-packages \
  && find /srv/dsbuild/venv -print0 | xargs -0 touch -h -d @315532800 \
  && touch -h -d @315532800 /srv/dsbuild
 
@@ -80,7 +80,7 @@ RUN --mount=type=cache,id=dsbuild-uv-9d87a9476c76-env-d7b574f88ccee5b0,target=/t
       -o /srv/dsbuild/requirements.lock \
  && uv pip sync /srv/dsbuild/requirements.lock \
  && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/trim.py /srv/dsbuild/venv/lib/python*/site-packages \
- && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/bytecode.py /srv/dsbuild/venv/lib/python*/site-packages
+ && /srv/dsbuild/venv/bin/python /tmp/dsbuild/bin/bytecode.py --start --requirements /srv/dsbuild/env/requirements.txt /srv/dsbuild/env/dsbuild-notebook.in /srv/dsbuild/venv/lib/python*/site-packages
 USER root
 RUN test -f /srv/dsbuild/requirements.lock && test ! -L /srv/dsbuild/requirements.lock \
  && chown -h root:root /srv/dsbuild /srv/dsbuild/requirements.lock \
