@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from .digests import FileDigests
-from .names import ENVIRONMENT_LAYERS_LABEL, LOCK_LABEL, OPTIONS_LABEL, SOURCE_HASH_LABEL
+from .names import BASE_IMAGE_ID_LABEL, ENVIRONMENT_LAYERS_LABEL, LOCK_LABEL, OPTIONS_LABEL, SOURCE_HASH_LABEL
 
 # Dockerfile instructions that change only the config: their history entries have no layer.
 METADATA_ONLY = frozenset({"ARG", "CMD", "ENTRYPOINT", "ENV", "EXPOSE", "HEALTHCHECK", "LABEL", "MAINTAINER",
@@ -163,8 +163,11 @@ class _Hashing:
 
 def append_repository(engine: AppendingEngine, wanted: dict[str, str], layer_count: int, context: Path,
                       labels: dict[str, str], home: str, uid: int) -> Appended | None:
-    """The new image, when an image with the labels `wanted` (source, options, environment
-    digest) has `layer_count` layers ending with the repository's; None when there is none."""
+    """The new image, when an image with the labels `wanted` (source, options, base image,
+    environment digest) has `layer_count` layers ending with the repository's; None when
+    there is none. Its labels are a build's: the base image's, then `labels`, then the lock's."""
+    base = engine.inspect_image(wanted[BASE_IMAGE_ID_LABEL]) or {}
+    inherited = dict((base.get("Config") or {}).get("Labels") or {})
     for candidate in sorted(engine.find_images(wanted), key=lambda i: i.get("Created", 0), reverse=True):
         previous = str(candidate.get("Id", ""))
         info = engine.inspect_image(previous) or {}
@@ -179,7 +182,7 @@ def append_repository(engine: AppendingEngine, wanted: dict[str, str], layer_cou
                 diff_id = write_layer(context / "repo", home, uid, out)
             created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             copy = f"COPY --chown={uid}:{uid} repo/ {home}/ # dsbuild: the repository's layer, added without a build"
-            config = appended_config(info, history, {**labels, LOCK_LABEL: lock}, diff_id, created, copy)
+            config = appended_config(info, history, {**inherited, **labels, LOCK_LABEL: lock}, diff_id, created, copy)
             image_id = engine.load_image(json.dumps(config, separators=(",", ":")).encode(), layers[:-1], layer)
         return Appended(image_id, previous)
     return None
@@ -187,8 +190,9 @@ def append_repository(engine: AppendingEngine, wanted: dict[str, str], layer_cou
 
 def wanted_labels(labels: dict[str, str]) -> dict[str, str]:
     """Of a build's labels, those an earlier image must share for its environment layers
-    to be this build's: the source, the options hash and the environment digest."""
-    return {name: labels[name] for name in (SOURCE_HASH_LABEL, OPTIONS_LABEL, ENVIRONMENT_LAYERS_LABEL)}
+    to be this build's: the source, the options hash, the base image's id (a base picked for
+    the repository's Python is not in the options hash) and the environment digest."""
+    return {name: labels[name] for name in (SOURCE_HASH_LABEL, OPTIONS_LABEL, BASE_IMAGE_ID_LABEL, ENVIRONMENT_LAYERS_LABEL)}
 
 
 def _iso(seconds: int) -> str:

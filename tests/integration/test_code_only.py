@@ -70,6 +70,7 @@ def test_a_code_only_change_adds_the_repository_layer_without_a_build(engine, pr
     assert labels[OCI_CREATED] >= first_labels[OCI_CREATED]
     for name in (LOCK_LABEL, ENVIRONMENT_LAYERS_LABEL, SOURCE_HASH_LABEL, OPTIONS_LABEL):
         assert labels[name] == first_labels[name], name
+    assert set(labels) == set(first_labels)  # the base image's labels too, as a build inherits them
     assert _layers(engine, second.image)[:-1] == _layers(engine, first.image)[:-1]
     assert _layers(engine, second.image)[-1] != _layers(engine, first.image)[-1]
     assert "without a build" in _history(engine, second.image)[0]
@@ -81,6 +82,8 @@ def test_a_code_only_change_adds_the_repository_layer_without_a_build(engine, pr
     appended = docker_run(engine, second.image, "sh", "-c", LISTING)
     assert "./old.txt" not in appended and "l 777 jovyan jovyan" in appended and "f 755 jovyan" in appended
     assert appended == docker_run(engine, built.image, "sh", "-c", LISTING)
+    same = lambda found: {k: v for k, v in found.items() if k != OCI_CREATED}  # noqa: E731
+    assert same(engine.image_labels(built.image)) == same(labels)
 
 
 def test_no_cache_and_a_changed_environment_build(engine, prefix, tmp_path):
