@@ -152,26 +152,32 @@ def _message(html: str) -> str:
 
 async def remove_users(base: str, token: str, names: list[str], concurrency: int = 20) -> list[str]:
     """Stop every server left and delete every user, as the hub's admin; the names the hub still has."""
-    headers = {"Authorization": f"token {token}"}
     api = base + "hub/api/"
     gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        async def one(name: str) -> None:
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}, timeout=timeout) as http:
+        async def users() -> dict[str, dict]:
+            async with http.get(api + "users", params={"limit": "100000"}) as answer:
+                return {u["name"]: u for u in await answer.json()} if answer.status == 200 else {}
+
+        async def stop(name: str) -> None:
             async with gate:
                 for _ in range(240):  # a pending start or stop must end before the user can go
                     async with http.delete(api + f"users/{name}/server") as answer:
                         await answer.read()
                     async with http.get(api + f"users/{name}") as answer:
-                        if answer.status == 404:
-                            return
-                        model = await answer.json()
+                        model = await answer.json() if answer.status == 200 else {}
                     if not model.get("servers") and not model.get("pending"):
-                        break
+                        return
                     await asyncio.sleep(0.5)
+
+        async def delete(name: str) -> None:
+            async with gate:
                 async with http.delete(api + f"users/{name}") as answer:
                     await answer.read()
 
-        await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-        async with http.get(api + "users", params={"limit": "10000"}) as answer:
-            left = await answer.json() if answer.status == 200 else []
-    return [u["name"] for u in left]
+        known = await users()
+        busy = [n for n in names if known.get(n, {}).get("servers") or known.get(n, {}).get("pending")]
+        await asyncio.gather(*(stop(n) for n in busy), return_exceptions=True)
+        await asyncio.gather(*(delete(n) for n in names if n in known), return_exceptions=True)
+        return sorted(set(await users()) & set(names))
