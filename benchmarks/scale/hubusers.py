@@ -10,8 +10,8 @@
    stub, simnet.py: its header and the user in its answer say it is the
    user's server, not the hub's redirect);
 5. DELETE /hub/api/users/NAME/server (the home page's Stop button: cookie and
-   X-XSRFToken) and, if the stop is pending, GET /hub/api/users/NAME until the
-   server is gone.
+   X-XSRFToken); a stop the hub finishes later (202) is not polled (the round's
+   clean-up waits for every pod to go).
 
 Times are taken from the start of the login. `remove_users` uses the hub's service
 token (admin) to stop whatever is left and delete the users."""
@@ -42,7 +42,7 @@ class UserResult:
     spawned: float | None = None  # seconds from the login's start to the spawn form's answer (429 waits included)
     ready: float | None = None  # ... to the progress stream's `ready`
     running: float | None = None  # seconds from the login's start to the server answering
-    stopped: float | None = None  # seconds the stop took
+    stopped: float | None = None  # seconds the Stop button's request took
     throttled: int = 0  # 429s the hub answered the spawn with
     error: str | None = None
     address: str | None = None  # where the stub was reached (the pod's address)
@@ -133,20 +133,12 @@ class Client:
             await asyncio.sleep(self.poll)
 
     async def _stop(self, http: aiohttp.ClientSession, name: str, xsrf: str) -> None:
-        headers = {"X-XSRFToken": xsrf}
-        async with http.delete(self.base + f"hub/api/users/{name}/server", headers=headers) as answer:
+        """The Stop button: its answer is the stop's end (204) or its acceptance (202, the
+        hub finishes it; not polled, as the page does not: the round's clean-up waits)."""
+        async with http.delete(self.base + f"hub/api/users/{name}/server", headers={"X-XSRFToken": xsrf}) as answer:
             await answer.read()
             if answer.status not in (202, 204):
                 raise UserFailed(f"stop: HTTP {answer.status}")
-            if answer.status == 204:
-                return
-        while True:
-            await asyncio.sleep(0.5)
-            async with http.get(self.base + f"hub/api/users/{name}", headers=headers) as answer:
-                if answer.status != 200:
-                    raise UserFailed(f"user model: HTTP {answer.status}")
-                if not (await answer.json()).get("servers"):
-                    return
 
 
 def _message(html: str) -> str:
@@ -160,26 +152,32 @@ def _message(html: str) -> str:
 
 async def remove_users(base: str, token: str, names: list[str], concurrency: int = 20) -> list[str]:
     """Stop every server left and delete every user, as the hub's admin; the names the hub still has."""
-    headers = {"Authorization": f"token {token}"}
     api = base + "hub/api/"
     gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=120)) as http:
-        async def one(name: str) -> None:
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}, timeout=timeout) as http:
+        async def users() -> dict[str, dict]:
+            async with http.get(api + "users", params={"limit": "100000"}) as answer:
+                return {u["name"]: u for u in await answer.json()} if answer.status == 200 else {}
+
+        async def stop(name: str) -> None:
             async with gate:
                 for _ in range(240):  # a pending start or stop must end before the user can go
                     async with http.delete(api + f"users/{name}/server") as answer:
                         await answer.read()
                     async with http.get(api + f"users/{name}") as answer:
-                        if answer.status == 404:
-                            return
-                        model = await answer.json()
+                        model = await answer.json() if answer.status == 200 else {}
                     if not model.get("servers") and not model.get("pending"):
-                        break
+                        return
                     await asyncio.sleep(0.5)
+
+        async def delete(name: str) -> None:
+            async with gate:
                 async with http.delete(api + f"users/{name}") as answer:
                     await answer.read()
 
-        await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-        async with http.get(api + "users", params={"limit": "10000"}) as answer:
-            left = await answer.json() if answer.status == 200 else []
-    return [u["name"] for u in left]
+        known = await users()
+        busy = [n for n in names if known.get(n, {}).get("servers") or known.get(n, {}).get("pending")]
+        await asyncio.gather(*(stop(n) for n in busy), return_exceptions=True)
+        await asyncio.gather(*(delete(n) for n in names if n in known), return_exceptions=True)
+        return sorted(set(await users()) & set(names))
