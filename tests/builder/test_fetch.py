@@ -3,7 +3,7 @@ import subprocess
 import pytest
 
 from dsbuild.builder.errors import SourceError
-from dsbuild.builder.fetch import GitFetcher, pick_ref, public_url, resolve_local
+from dsbuild.builder.fetch import GitFetcher, extract_tree, pick_ref, public_url, resolve_local, safe_members
 from dsbuild.builder.source import GitSource, LocalSource
 
 
@@ -76,3 +76,53 @@ def test_local_folder_identity(repo, tmp_path):
 def test_credentials_never_reach_labels():
     assert public_url("https://user:tok@example.org:8443/a/b.git") == "https://example.org:8443/a/b.git"
     assert public_url("https://example.org/a") == "https://example.org/a"
+
+
+def _tar(path, *members):
+    """A tar of (name, kind, extra) members: kind "file" (extra: mode), "dir", "sym"/"hard" (extra: target)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size, info.mode = 2, extra
+                tar.addfile(info, io.BytesIO(b"hi"))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
+                         "dev": tarfile.CHRTYPE}[kind]
+            info.linkname = extra or ""
+            tar.addfile(info)
+    return path
+
+
+@pytest.mark.parametrize("members", [
+    [("/etc/evil", "file", 0o644)],
+    [("../evil", "file", 0o644)],
+    [("a", "sym", "/etc")],
+    [("a", "sym", "../../etc")],
+    [("a", "hard", "../outside")],
+    [("null", "dev", None)],
+], ids=["absolute", "dot-dot", "absolute-link", "escaping-link", "escaping-hardlink", "device"])
+def test_a_tree_entry_that_leaves_the_folder_stops_the_export(tmp_path, members):
+    import tarfile
+
+    with tarfile.open(_tar(tmp_path / "t.tar", *members)) as tar:
+        with pytest.raises(SourceError, match="does not extract"):
+            list(safe_members(tar, tmp_path / "dest"))
+
+
+def test_without_the_data_filter_the_same_rules_extract_a_tree(tmp_path, monkeypatch):
+    """Debian bookworm's Python 3.11.2 (the hub image's) has no tarfile data filter."""
+    import tarfile
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    path = _tar(tmp_path / "t.tar", ("d", "dir", None), ("d/run", "file", 0o4777), ("d/link", "sym", "run"))
+    with tarfile.open(path) as tar:
+        extract_tree(tar, dest)
+    assert (dest / "d" / "run").read_text() == "hi"
+    assert (dest / "d" / "run").stat().st_mode & 0o7777 == 0o755  # no setuid, no group/other write
+    assert (dest / "d" / "link").resolve() == (dest / "d" / "run").resolve()

@@ -182,14 +182,11 @@ def push_image(registry: str, name: str, tag: str, created: str, size: int, buil
 
 
 def registry_tags(registry: str, name: str) -> list[str]:
-    import urllib.error
+    from dsbuild.builder.registry import Registry
 
-    try:
-        with urllib.request.urlopen(f"http://{registry}/v2/{name}/tags/list", timeout=10) as answer:
-            return sorted(json.load(answer).get("tags") or [])
-    except urllib.error.HTTPError as err:
-        assert err.code == 404
-        return []
+    from tests.builder.test_registry_gc import tags
+
+    return tags(Registry(registry), name)
 
 
 def delete_image(registry: str, name: str, tag: str) -> None:

@@ -125,7 +125,10 @@ def test_everything_on(helm, tmp_path):
     assert c.JupyterHub.db_url == "postgresql://hub@db/hub" and c.JupyterHub.authenticator_class == "null"
     launch_pod = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]
     launch = launch_pod["containers"][0]["command"]
-    assert launch_pod["containers"][0]["env"] == EVERYTHING["launch"]["extraEnv"]
+    assert launch_pod["containers"][0]["env"] == [{"name": "DSBUILD_CACHE_DIR", "value": "/var/lib/dsbuild/cache"},
+                                                  *EVERYTHING["launch"]["extraEnv"]]
+    assert "--rate-state=/var/lib/dsbuild/launch-rate.sqlite" in launch_pod["containers"][0]["command"]
+    assert {"name": "state", "emptyDir": {"sizeLimit": "10Gi"}} in launch_pod["volumes"]
     assert launch_pod["volumes"][-1] == EVERYTHING["launch"]["extraVolumes"][0]
     assert launch_pod["containers"][0]["volumeMounts"][-1] == EVERYTHING["launch"]["extraVolumeMounts"][0]
     assert "--build-on=kubernetes" in launch and "--mode=anonymous" in launch
