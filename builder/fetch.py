@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,9 @@ from .gc import mark_used
 from .gitenv import GitFailed, GitLimits, run_git
 from .names import is_sha
 from .source import GitSource, LocalSource, Source
+
+if TYPE_CHECKING:
+    import tarfile
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,8 @@ def _walk(root: Path):
 def extract_tree(tar: tarfile.TarFile, dest: Path) -> None:
     """Extract a `git archive` into `dest` with tarfile's "data" filter, or, on a Python
     without it (Debian bookworm's 3.11.2, the hub image's), with `safe_members`' same rules."""
+    import tarfile  # only here: a CLI start does not pay for it
+
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, filter="data")
     else:
