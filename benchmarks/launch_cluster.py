@@ -41,9 +41,9 @@ from tests.cluster import nodehub, realnode  # noqa: E402
 from tests.cluster.kube import Kubectl  # noqa: E402
 from tests.hubs import delete_users  # noqa: E402
 
-from .common import DOCKER, log  # noqa: E402
-from .launch_link import (code_commit, free_port, make_repo, one_launch, remove_user, settle,  # noqa: E402
-                          start_service, table)
+from .common import log  # noqa: E402
+from .launch_link import (code_commit, free_port, make_repo, one_launch, remove_images, remove_user,  # noqa: E402
+                          settle, start_service, table)
 from .node import RUN_DIR, layers, node_content  # noqa: E402
 
 
@@ -114,20 +114,18 @@ def run(runs: int, tmp: Path) -> dict:
         for process, _ in services.values():
             process.terminate()
             process.wait(90)
-        for name, hub in hubs.items():
-            try:
-                delete_users(hub)
-            finally:
-                hub_down(hub.state_dir, say=log)
-        if "cluster" in hubs:
-            nodehub.unpin(kubectl)
-            nodehub.remove_hub_account(kubectl)
-        remove_containers(DockerEngine(), prefix)
-        images = subprocess.run([DOCKER, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-                                capture_output=True, text=True).stdout.split()
-        mine = [image for image in images if prefix in image]
-        if mine:
-            subprocess.run([DOCKER, "image", "rm", "-f", *mine], capture_output=True)
+        try:
+            for name, hub in hubs.items():
+                try:
+                    delete_users(hub)
+                finally:
+                    hub_down(hub.state_dir, say=log)
+        finally:
+            if "cluster" in hubs:
+                nodehub.unpin(kubectl)
+                nodehub.remove_hub_account(kubectl)
+            remove_containers(DockerEngine(), prefix)
+            remove_images(prefix)
     return {"results": results, "second": second, "load": load}
 
 

@@ -175,6 +175,16 @@ def built_image(events: list[dict]) -> str | None:
     return None
 
 
+def remove_images(prefix: str) -> None:
+    """Remove the images whose name holds `prefix` (this run's); say which could not go."""
+    images = subprocess.run([DOCKER, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+                            capture_output=True, text=True).stdout.split()
+    for image in [image for image in images if prefix in image]:
+        done = subprocess.run([DOCKER, "image", "rm", "-f", image], capture_output=True, text=True)
+        if done.returncode:
+            log(f"could not remove {image}: {done.stderr.strip()}")
+
+
 def remove_user(hub: HubOptions, user: str) -> None:
     token = (hub.state_dir / "service_token").read_text().strip()
     base = hub.hub_url + "hub/api/users/" + quote(user)
@@ -301,11 +311,7 @@ def run(runs: int, setups: dict[str, Setup], tmp: Path) -> dict:
         for hub in hubs.values():
             stop_service_and_hub(None, hub)
             remove_containers(DockerEngine(), hub.hub_label)
-        images = subprocess.run([DOCKER, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-                                capture_output=True, text=True).stdout.split()
-        mine = [image for image in images if image.startswith(run_prefix)]
-        if mine:
-            subprocess.run([DOCKER, "image", "rm", "-f", *mine], capture_output=True)
+        remove_images(run_prefix)
     return {"results": results, "load": load,
             "setups": {name: {"hub_config": s.hub_config, "serve_args": list(s.serve_args)} for name, s in setups.items()}}
 
