@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks.common import Janitor, build_cache_bytes, build_cache_records, docker, log, machine_info  # noqa: E402
+from benchmarks.common import CommandFailed, Janitor, build_cache_bytes, build_cache_records, docker, log, machine_info  # noqa: E402
 from benchmarks.scenarios import Bench  # noqa: E402
 from benchmarks.table import render  # noqa: E402
 
@@ -80,6 +80,22 @@ def compile_bytecode() -> None:
         compileall.compile_dir(str(root), quiet=1, workers=0)
 
 
+def _finish(report: dict, janitor: Janitor, work: Path) -> None:
+    """Clean up and note the build cache's size; when the engine is gone (dockerd's BuildKit
+    can panic under concurrent builds, moby#42414) the report is still written, saying what
+    could not be cleaned up, instead of being lost with the traceback."""
+    for key, step in (("build_cache_bytes_peak", build_cache_bytes), ("cleanup", janitor.cleanup),
+                      ("build_cache_bytes_after", build_cache_bytes)):
+        try:
+            value = step()
+            if value is not None:
+                report[key] = value
+        except CommandFailed as error:
+            report.setdefault("cleanup_errors", []).append(f"{key}: {error}")
+            log(f"{key} failed: {error}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -114,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         failure = error
         log(f"failed: {error}")
     finally:
-        report["build_cache_bytes_peak"] = build_cache_bytes()
-        janitor.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
-        report["build_cache_bytes_after"] = build_cache_bytes()
+        _finish(report, janitor, work)
     report.setdefault("machine", {})["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     report["interrupted"] = interrupted
