@@ -137,7 +137,7 @@ async def run_through_hub(kubectl, namespace: str, run_id: str, population, roun
     done: list[Round] = []
     try:
         for k, settings in enumerate(rounds):
-            label = ", ".join(map(str, settings)) or "defaults"
+            label = ",".join(map(str, settings)) or "defaults"
             hub = LocalHub(state / f"round{k}", kubectl.kubeconfig, secrets.token_hex(12))
             hub.write_config(hub_catalog(), {"namespace": namespace, "port": port, "node_selector": node_selector,
                                              "start_timeout": 300, "http_timeout": 60}, settings)
