@@ -44,6 +44,7 @@ from tests.cluster import objects
 from tests.cluster.hub import make_spawner, spawn
 from tests.cluster.kube import Kubectl
 
+from . import percentile, say
 from .placement import check_placement
 from .workload import shape_for, users
 
@@ -52,16 +53,6 @@ CLUSTER = ROOT / "tests" / "cluster"
 RUN_DIR = ROOT / ".run" / "cluster"
 BENCH_LABEL = "dsbuild.io/bench"
 
-
-def say(message: str) -> None:
-    print(f"[scale] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def _alive(pid_file: Path) -> bool:

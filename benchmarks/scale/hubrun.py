@@ -16,13 +16,13 @@ import os
 import re
 import secrets
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.cluster.hub import example_catalog
 
+from . import percentile, say
 from .hubproc import LocalHub, Setting
 from .hubusers import Client, UserResult, remove_users
 from .simnet import PodNetwork, StubServer
@@ -31,16 +31,6 @@ MAX_USERS = 2000
 MAX_DURATION = 1800.0
 LOGS = Path(__file__).resolve().parents[2] / ".run" / "scale-hub" / "logs"  # the last run's hub and proxy logs
 
-
-def say(message: str) -> None:
-    print(f"[scale] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 def hub_catalog() -> dict:
@@ -137,7 +127,7 @@ async def run_through_hub(kubectl, namespace: str, run_id: str, population, roun
     done: list[Round] = []
     try:
         for k, settings in enumerate(rounds):
-            label = ", ".join(map(str, settings)) or "defaults"
+            label = ",".join(map(str, settings)) or "defaults"
             hub = LocalHub(state / f"round{k}", kubectl.kubeconfig, secrets.token_hex(12))
             hub.write_config(hub_catalog(), {"namespace": namespace, "port": port, "node_selector": node_selector,
                                              "start_timeout": 300, "http_timeout": 60}, settings)

@@ -11,7 +11,8 @@ as every simulated user's server:
   whole block local (`ip route add local CIDR dev lo`). Traffic to a simulated
   pod's address then stays on this machine. The route is removed at the end
   (also on Ctrl-C or SIGTERM: the caller's `finally`), and a run that was
-  killed outright leaves its CIDR in .run/scale-hub/routes, removed by the next.
+  killed outright leaves its CIDR and pid in .run/scale-hub/routes: the next
+  run removes it once that pid is gone (never a route of a run still going).
 - `StubServer` listens on one port and answers only connections made to an
   address in that block: GET anything -> 200 with JSON naming the user of the
   path, the address it was reached at, and JupyterHub's version header (what
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -59,6 +61,18 @@ def routed_networks() -> list[ipaddress.IPv4Network]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class PodNetwork:
     """A /16 of simulated pod addresses that are local to this machine while it lives."""
 
@@ -76,7 +90,7 @@ class PodNetwork:
         cidr = free[0]
         self.state.parent.mkdir(parents=True, exist_ok=True)
         with self.state.open("a") as f:  # recorded before it exists: a kill between leaves no orphan
-            f.write(f"{cidr}\n")
+            f.write(f"{cidr} {os.getpid()}\n")
         _ip("route", "add", "local", str(cidr), "dev", "lo")
         self.cidr = cidr
         return cidr
@@ -97,15 +111,21 @@ class PodNetwork:
     def present(self) -> bool:
         return self.cidr is not None and any(n == self.cidr for n in routed_networks())
 
+    def _records(self) -> list[tuple[str, int]]:
+        records = []
+        for line in self.state.read_text().splitlines() if self.state.exists() else []:
+            cidr, _, pid = line.partition(" ")
+            records.append((cidr, int(pid) if pid.strip().isdigit() else 0))
+        return records
+
     def _remove(self, cidr: str) -> None:
         _ip("route", "del", "local", cidr, "dev", "lo", check=False)
-        if self.state.exists():
-            left = [c for c in self.state.read_text().split() if c != cidr]
-            self.state.write_text("".join(f"{c}\n" for c in left))
+        left = [(c, pid) for c, pid in self._records() if c != cidr]
+        self.state.write_text("".join(f"{c} {pid}\n" for c, pid in left))
 
     def _remove_leftovers(self) -> None:
-        if self.state.exists():
-            for cidr in self.state.read_text().split():
+        for cidr, pid in self._records():
+            if not _alive(pid):
                 self._remove(cidr)
 
 

@@ -73,3 +73,19 @@ def test_stub_answers_as_the_user_at_its_addresses_only():
                                 "path": "/user/alice/api/status"}
     assert (inside.requests, inside.addresses) == (1, {"127.0.0.1"})
     assert refused == b"" and (outside.requests, outside.refused) == (0, 1)
+
+
+def test_leftover_routes_of_dead_runs_only_are_removed(tmp_path, monkeypatch):
+    import os
+    import subprocess
+
+    from benchmarks.scale import simnet
+
+    calls = []
+    monkeypatch.setattr(simnet, "_ip", lambda *args, check=True: calls.append(args))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / "routes").write_text(f"10.250.0.0/16 {os.getpid()}\n10.251.0.0/16 {dead.pid}\n")
+    PodNetwork(tmp_path)._remove_leftovers()
+    assert calls == [("route", "del", "local", "10.251.0.0/16", "dev", "lo")]
+    assert (tmp_path / "routes").read_text() == f"10.250.0.0/16 {os.getpid()}\n"
