@@ -120,6 +120,10 @@ def test_the_incremental_dockerfile_is_the_full_builds_own_from_the_environment_
     assert "shared files" not in incremental.phases
     assert list(incremental.phases[2:]) == full_phases[full_phases.index("environment files"):]
     assert "chown 1000:1000 /srv/dsbuild" in head and "/etc/skel" in head
+    # What lies under the dependency step must not run again on top of the earlier image
+    # (the splice point is the "environment files" phase of Dockerfile.j2).
+    for earlier in ("uv venv", "apt-get", "useradd", "uv pip install jupyterlab", "/etc/pip.conf"):
+        assert earlier not in tail, earlier
 
 
 def test_the_incremental_dockerfile_takes_only_image_references():
