@@ -62,6 +62,10 @@ def build_profile(context: Path, tag: str, work: Path) -> dict:
     copy = work / "profile-context"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(context, copy, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    # The per-step limits wait for dsbuild's engine to apply them (limits.CgroupLimiter); a plain
+    # `docker build` cannot, so the profile times the steps without that handshake.
+    dockerfile = copy / ".dsbuild" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("/tmp/dsbuild/bin/limits.sh && ", ""))
     secret = work / "profile-index-secret"  # the package index settings dsbuild passes (builder/host.py)
     from dsbuild.builder.host import INDEX_SECRET, index_secret, read_host_settings
 
