@@ -62,10 +62,21 @@ def build_profile(context: Path, tag: str, work: Path) -> dict:
     copy = work / "profile-context"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(context, copy, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    # The per-step limits wait for dsbuild's engine to apply them (limits.CgroupLimiter); a plain
+    # `docker build` cannot, so the profile times the steps without that handshake.
+    dockerfile = copy / ".dsbuild" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("/tmp/dsbuild/bin/limits.sh && ", ""))
+    secret = work / "profile-index-secret"  # the package index settings dsbuild passes (builder/host.py)
+    from dsbuild.builder.host import INDEX_SECRET, index_secret, read_host_settings
+
+    secret.write_text(index_secret(read_host_settings()))
+    secret.chmod(0o600)
     try:
-        run = timed([DOCKER, "build", "--progress=plain", "--no-cache", "-f", str(copy / ".dsbuild" / "Dockerfile"), "-t", tag, str(copy)])
+        run = timed([DOCKER, "build", "--progress=plain", "--no-cache", "--secret", f"id={INDEX_SECRET},src={secret}",
+                     "-f", str(copy / ".dsbuild" / "Dockerfile"), "-t", tag, str(copy)])
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+        secret.unlink(missing_ok=True)
     return {"total_seconds": round(run.seconds, 2), **parse_build(run.stderr)}
 
 

@@ -22,7 +22,7 @@ from .common import BASE_IMAGE, DOCKER, DSBUILD, Janitor, docker, image_size, ti
 HANDWRITTEN_DOCKERFILE = Path(__file__).resolve().parent / "handwritten" / "Dockerfile"
 _DSBUILD_STEP = re.compile(r"^\[(?P<phase>[^\]]+)\] step \d+ done in (?P<seconds>[\d.]+)s$")
 _DSBUILD_UV = re.compile(r"^(?P<phase>[^|]+?) \| (?P<what>Resolved|Prepared|Installed|Bytecode compiled|Uninstalled) "
-                         r"[\d,]+ \w+ in (?P<value>[\d.]+)(?P<unit>ms|s)$")
+                         r"[\d,]+ \w+ in (?:(?P<minutes>\d+)m ?)?(?P<value>[\d.]+)(?P<unit>ms|s)$")
 _BK_STEP = re.compile(r"^#(?P<vertex>\d+) \[(?:[^\]]*? )?(?P<step>\d+/\d+)\] (?P<what>.*)$")
 _BK_DONE = re.compile(r"^#(?P<vertex>\d+) DONE (?P<seconds>[\d.]+)s$")
 _BK_EXPORT = re.compile(r"^#(?P<vertex>\d+) exporting to image$")
@@ -57,7 +57,7 @@ def dsbuild_uv(progress: str) -> dict[str, dict[str, float]]:
     found: dict[str, dict[str, float]] = {}
     for line in progress.splitlines():
         if match := _DSBUILD_UV.match(line.strip()):
-            seconds = float(match["value"]) / (1000 if match["unit"] == "ms" else 1)
+            seconds = float(match["value"]) / (1000 if match["unit"] == "ms" else 1) + 60 * int(match["minutes"] or 0)
             what = found.setdefault(match["phase"].strip(), {})
             what[match["what"]] = round(what.get(match["what"], 0.0) + seconds, 2)
     return found

@@ -36,3 +36,11 @@ def test_the_same_instruction_with_other_content_is_not_shared(monkeypatch):
     monkeypatch.setattr(profile, "_layers", lambda image: ["l-base", f"l-jupyter-{image}", f"l-repo-{image}"])
     got = profile.shared_bytes("a", "b")
     assert got["moved_bytes"] == 51 and got["shared_layers"] == 1
+
+
+def test_uv_timings_per_dsbuild_phase_read_from_the_build_log():
+    from benchmarks.ways import dsbuild_uv
+
+    log = ("  jupyter | Resolved 98 packages in 1.10s\n  jupyter | Installed 98 packages in 412ms\n"
+           "  dependencies | Bytecode compiled 27,120 files in 1m 02s\n  dependencies |  + numpy==2.0.0\n")
+    assert dsbuild_uv(log) == {"jupyter": {"Resolved": 1.1, "Installed": 0.41}, "dependencies": {"Bytecode compiled": 62.0}}
