@@ -157,8 +157,13 @@ async def remove_users(base: str, token: str, names: list[str], concurrency: int
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}, timeout=timeout) as http:
         async def users() -> dict[str, dict]:
-            async with http.get(api + "users", params={"limit": "100000"}) as answer:
-                return {u["name"]: u for u in await answer.json()} if answer.status == 200 else {}
+            found: dict[str, dict] = {}
+            while True:  # the hub answers a page at a time (api_page_max_limit, 200 by default)
+                async with http.get(api + "users", params={"offset": str(len(found)), "limit": "200"}) as answer:
+                    page = await answer.json() if answer.status == 200 else []
+                found.update((u["name"], u) for u in page)
+                if not page:
+                    return found
 
         async def stop(name: str) -> None:
             async with gate:
