@@ -46,6 +46,8 @@ PROBE_SECONDS = 300
 _PROBE = r"""
 import json, sys
 names, start = json.loads(sys.argv[1]), sys.argv[2] == "1"
+compiled = set()  # sources compiled on import, also of imports that then failed (Python writes their bytecode too)
+sys.addaudithook(lambda event, args: event == "compile" and isinstance(args[1], str) and compiled.add(args[1]))
 for name in names:
     try:
         __import__(name)
@@ -58,7 +60,7 @@ if start:
                                        "--ServerApp.open_browser=False", "--ServerApp.token=probe"])
     except BaseException:
         pass
-files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""})
+files = sorted(({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} | compiled) - {""})
 sys.stdout.write("\n" + json.dumps(files))
 """
 
