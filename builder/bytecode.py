@@ -37,15 +37,18 @@ from pathlib import Path
 # before it runs a cell; the server's own start is run without serving (initialize_server).
 START_MODULES = ("jupyterlab.labapp", "jupyter_server.serverapp", "jupyterhub.singleuser", "jupyterhub.singleuser.extension",
                  "ipykernel_launcher", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
-                 "ipykernel.comm", "IPython.core.completer", "nbformat", "jupyter_client.manager")
+                 "ipykernel.comm", "ipykernel.debugger", "debugpy.server.api", "psutil", "IPython.core.completer", "nbformat",
+                 "jupyter_client.manager")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 PROBE_SECONDS = 300
 
 # The child: import what it is given, start the server's extensions without serving,
 # print the files of the modules loaded. Errors of one import do not stop the others.
 _PROBE = r"""
-import json, sys
-names, start = json.loads(sys.argv[1]), sys.argv[2] == "1"
+import json, os, sys
+names, start, out = json.loads(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+compiled = set()  # sources compiled on import, also of imports that then failed (Python writes their bytecode too)
+sys.addaudithook(lambda event, args: event == "compile" and isinstance(args[1], str) and compiled.add(args[1]))
 for name in names:
     try:
         __import__(name)
@@ -58,8 +61,15 @@ if start:
                                        "--ServerApp.open_browser=False", "--ServerApp.token=probe"])
     except BaseException:
         pass
-files = sorted({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} - {""})
-sys.stdout.write("\n" + json.dumps(files))
+    try:  # a kernel's own start, without running it (its sockets on loopback)
+        from ipykernel.kernelapp import IPKernelApp
+        IPKernelApp.instance().initialize(["-f", os.path.join(os.path.dirname(out), "kernel.json")])
+    except BaseException:
+        pass
+files = sorted(({getattr(m, "__file__", None) or "" for m in list(sys.modules.values())} | compiled) - {""})
+with open(out, "w") as handle:
+    json.dump(files, handle)
+os._exit(0)  # the kernel's threads would keep it alive
 """
 
 
@@ -110,10 +120,11 @@ def loaded_files(modules: list[str], start: bool) -> set[str] | None:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HOME": home, "MPLCONFIGDIR": home,
                "JUPYTER_RUNTIME_DIR": home, "JUPYTER_CONFIG_DIR": home, "IPYTHONDIR": home}
         try:
-            done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(modules), "1" if start else "0"], cwd=home, env=env,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_SECONDS)
-            files = json.loads(done.stdout.rsplit("\n", 1)[-1]) if done.returncode == 0 else None
-        except (subprocess.TimeoutExpired, ValueError):
+            out = os.path.join(home, "loaded.json")
+            done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(modules), "1" if start else "0", out], cwd=home,
+                                  env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_SECONDS)
+            files = json.loads(Path(out).read_text()) if done.returncode == 0 else None
+        except (subprocess.TimeoutExpired, ValueError, OSError):
             return None
     return None if files is None else {os.path.realpath(f) for f in files}
 

@@ -100,3 +100,16 @@ def test_a_failed_probe_compiles_everything(tmp_path, monkeypatch, capsys):
     assert main(["--start", str(root)]) == 0
     assert len(list(root.rglob("*.pyc"))) == 6
     assert "(the import probe failed)" in capsys.readouterr().out
+
+
+def test_an_import_that_fails_inside_its_module_is_compiled_too(tmp_path, monkeypatch):
+    """Python writes bytecode for a module whose own imports then fail (e.g. an optional
+    `socks` support module): the probe compiles it too, so nothing is written at run time."""
+    from dsbuild.builder.bytecode import loaded_files
+
+    root = installed_site(tmp_path)
+    (root / "wanted_mod" / "optional.py").write_text("import not_installed_anywhere\n")
+    (root / "wanted_mod" / "__init__.py").write_text("try:\n    from . import optional\nexcept ImportError:\n    pass\n")
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    files = loaded_files(["wanted_mod"], start=False)
+    assert files is not None and str(root / "wanted_mod" / "optional.py") in files
