@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from . import profile, startup
+from . import layers, profile, startup
 from .common import Janitor, docker, image_size, log
 from .ways import Dsbuild, Floor, HandWritten, floor_image_bytes
 from .workspace import Workspace
@@ -161,8 +161,11 @@ class Bench:
         reference = self.dsbuild.build(self.ws.repo, self.warm_scope, name=self.dsbuild.cached_name)
         built = self.dsbuild.build(self.ws.minimal, self.warm_scope, name=self.dsbuild.minimal_name)
         self.record("size_minimal", "dsbuild", 1, image_size(built.image), "bytes")
-        sharing = profile.shared_bytes(reference.image, built.image)
-        self.record("second_repo_moves", "dsbuild", 1, sharing["moved_bytes"], "bytes", detail=sharing)
+        second = layers.second_image(layers.image_layers("docker", reference.image),
+                                     layers.image_layers("docker", built.image))
+        sharing = {"second_image_bytes": second.total, "moved_bytes": second.moved,
+                   "shared_layers": second.shared_layers, "layers": second.layers}
+        self.record("second_repo_moves", "dsbuild", 1, second.moved, "bytes", detail=sharing)
         self._drop(self._track(reference.image))
         node = self.dsbuild.build(self.ws.minimal_node, self.warm_scope, name=self.dsbuild.minimal_name + "-node")
         self.record("size_minimal_node", "dsbuild", 1, image_size(node.image), "bytes")

@@ -123,7 +123,8 @@ def aims(stats: Mapping[tuple[str, str], Stats]) -> list[Aim]:
     add("Start to ready", "under 1 s", start and start.median, lambda v: f"{v:.2f} s", lambda v: v < 1.0)
     moved, minimal_size = s("second_repo_moves", "dsbuild"), s("size_minimal", "dsbuild")
     add("Second repository on the same base", "moves only the layers that differ (reported)",
-        moved and moved.median, lambda v: f"{v / 1e6:.0f} MB" + (f" of {minimal_size.median / 1e6:.0f} MB" if minimal_size else ""),
+        moved and moved.median, lambda v: f"{v / 1e6:.0f} MB" + (
+            f" of {minimal_size.median / 1e6:.0f} MB ({v / minimal_size.median:.0%})" if minimal_size else ""),
         lambda v: minimal_size is not None and v < minimal_size.median)
     launch = s("launch_link", "dsbuild")
     result.append(Aim("Launch link to JupyterLab, new commit, environment cached", "under 1.5 s through the hub",
