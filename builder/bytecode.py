@@ -102,13 +102,24 @@ def requirement_modules(files: list[str]) -> list[str]:
 
 
 def _top_level() -> dict[str, set[str]]:
+    """Each installed distribution's top-level modules, from `top_level.txt`, else the first
+    part of its files (what `importlib.metadata.packages_distributions` does, which Python
+    3.9, bullseye's, does not have)."""
     from importlib import metadata
 
     found: dict[str, set[str]] = {}
-    for module, dists in metadata.packages_distributions().items():
-        if module.isidentifier() and not module.startswith("_"):
-            for dist in dists:
-                found.setdefault(re.sub(r"[-_.]+", "-", dist).lower(), set()).add(module)
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        top = (dist.read_text("top_level.txt") or "").split()
+        for path in () if top else dist.files or ():
+            parts = path.parts
+            if len(parts) > 1 and "." not in parts[0]:
+                top.append(parts[0])
+            elif len(parts) == 1 and parts[0].endswith(".py"):
+                top.append(parts[0][:-3])
+        modules = {module for module in top if module.isidentifier() and not module.startswith("_")}
+        if name and modules:
+            found.setdefault(re.sub(r"[-_.]+", "-", name).lower(), set()).update(modules)
     return found
 
 
