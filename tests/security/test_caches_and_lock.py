@@ -64,7 +64,7 @@ canary="__CANARY_A__""__CANARY_B__"
 found=$(grep -rlsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$token" / 2>/dev/null | head -3 | tr '\\n' ' ')
 seen=$(grep -rlsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$canary" / 2>/dev/null | head -1)
 inenv=$(env | grep -cF "$token")
-echo "CREDENTIALS found=[$found] env=$inenv secrets=[$(ls /run/secrets 2>/dev/null)] canary=[$seen]"
+echo "CREDENTIALS found=[$found] env=$inenv secrets=[$(find /run/secrets -type f -size +0c 2>/dev/null)] canary=[$seen]"
 if echo 'forged==6.6.6' > /srv/dsbuild/requirements.lock 2>/dev/null || rm -f /srv/dsbuild/requirements.lock 2>/dev/null; then
   echo "LOCK-FORGED yes"; else echo "LOCK-FORGED no"; fi
 for c in cat sh bash python python3 tar ls head cp docker; do
