@@ -18,6 +18,14 @@ PROJECT_PHASE = "project metadata"
 FILES_STAGE = "dsbuild-files"
 FILES_PHASE = "shared files"
 STAGE_PHASES = {PROJECT_STAGE: PROJECT_PHASE, FILES_STAGE: FILES_PHASE}  # numbered after the main stage
+
+
+def main_stage_steps(phases: tuple[str, ...]) -> int:
+    """How many of a Dockerfile's steps are the final image's stage's (FROM included): they
+    are numbered first, the other stages' after (render.step_phases)."""
+    return sum(1 for phase in phases if phase not in STAGE_PHASES.values())
+
+
 _LOG = re.compile(r"^\d+\.\d+ (.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 _EXIT = re.compile(r"exit code: (\d+)")

@@ -55,7 +55,7 @@ from .names import (
 from .pieces.conda import RENDERING_LABEL
 from .plan import BuildOptions, BuildPlan, base_image_for, plan, python_request
 from .increment import Increment, decide_increment, may_build_upon, stack_hash
-from .progress import BuildEvent, BuildFinished
+from .progress import BuildEvent, BuildFinished, main_stage_steps
 from .pythons import SUITE_PYTHONS, base_ref
 from .registry import Registry
 from .render import dsbuild_version
@@ -228,9 +228,10 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
                 appended = yield from _append(engine, target, the_plan, staged, labels)
                 if appended is not None:
                     yield from _finish(request, engine, target, appended.image_id)
-                    last = len(staged.phases)
-                    yield Built(target.ref, appended.image_id, resolved, False, the_plan, tuple(range(1, last)),
-                                (last,), labels[LOCK_ORIGIN_LABEL])
+                    last = main_stage_steps(staged.phases)  # the repository's COPY
+                    cached = tuple(step for step in range(1, len(staged.phases) + 1) if step != last)
+                    yield Built(target.ref, appended.image_id, resolved, False, the_plan, cached, (last,),
+                                labels[LOCK_ORIGIN_LABEL])
                     return
         yield Status("building", f"building {target.ref}")
         finished = None
@@ -291,7 +292,7 @@ def _append(engine: DockerEngine, target: Target, plan_: BuildPlan, staged: Stag
             labels: dict[str, str]) -> Generator[Status, None, Appended | None]:
     """A code-only change: the repository's layer added to an image with the same
     environment layers, without a build (append.py); None when there is no such image."""
-    layer_count = target.base_layers + len(staged.phases) - 1  # every step after FROM adds one layer
+    layer_count = target.base_layers + main_stage_steps(staged.phases) - 1  # every step after FROM adds one layer
     try:
         appended = append_repository(engine, wanted_labels(labels), layer_count, staged.context, labels,
                                      plan_.user.home, plan_.user.uid)
