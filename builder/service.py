@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Generator, Iterator
 
-from .append import Appended, NotAppendable, append_repository, environment_digest, wanted_labels
+from .append import NotAppendable, append_repository, environment_digest, wanted_labels
 from .base_image import base_facts, build_default_base
 from .context import locked
 from .engine import DockerEngine
@@ -224,15 +224,8 @@ def _build_new(request: BuildRequest, engine: DockerEngine, workspace: Workspace
         if the_plan.repository_last and increment.previous is None:
             labels[ENVIRONMENT_LAYERS_LABEL] = environment_digest(folder / ".dsbuild",
                                                                   workspace.digests(f"context-{target.name}"))
-            if not request.no_cache and getattr(engine, "appends_layers", False):
-                appended = yield from _append(engine, target, the_plan, staged, labels)
-                if appended is not None:
-                    yield from _finish(request, engine, target, appended.image_id)
-                    last = main_stage_steps(staged.phases)  # the repository's COPY
-                    cached = tuple(step for step in range(1, len(staged.phases) + 1) if step != last)
-                    yield Built(target.ref, appended.image_id, resolved, False, the_plan, cached, (last,),
-                                labels[LOCK_ORIGIN_LABEL])
-                    return
+            if (yield from _append(request, engine, target, the_plan, staged, labels)):
+                return
         yield Status("building", f"building {target.ref}")
         finished = None
         for event in engine.build(staged.context, staged.dockerfile, staged.phases, labels, request.no_cache,
@@ -288,21 +281,30 @@ def _pinned(engine: DockerEngine, target: Target, increment: Increment) -> Itera
         engine.remove_unused_image(pin)
 
 
-def _append(engine: DockerEngine, target: Target, plan_: BuildPlan, staged: Staged,
-            labels: dict[str, str]) -> Generator[Status, None, Appended | None]:
+def _append(request: BuildRequest, engine: DockerEngine, target: Target, plan_: BuildPlan, staged: Staged,
+            labels: dict[str, str]) -> Generator[Event, None, bool]:
     """A code-only change: the repository's layer added to an image with the same
-    environment layers, without a build (append.py); None when there is no such image."""
-    layer_count = target.base_layers + main_stage_steps(staged.phases) - 1  # every step after FROM adds one layer
+    environment layers, without a build (append.py), tagged and announced as built; False
+    when there is no such image, the engine cannot add layers, or --no-cache asks for a build."""
+    if request.no_cache or not getattr(engine, "appends_layers", False):
+        return False
+    last = main_stage_steps(staged.phases)  # the repository's COPY, the final stage's last step
+    layer_count = target.base_layers + last - 1  # every step after FROM adds one layer
     try:
         appended = append_repository(engine, wanted_labels(labels), layer_count, staged.context, labels,
                                      plan_.user.home, plan_.user.uid)
     except (NotAppendable, BuildFailed, OSError) as err:
         yield Status("building", f"the repository's layer could not be added without a build ({err}); building")
-        return None
-    if appended is not None:
-        yield Status("building", f"only the repository changed: its layer added to the environment of "
-                                 f"{appended.previous.removeprefix('sha256:')[:12]}, without a build")
-    return appended
+        return False
+    if appended is None:
+        return False
+    yield Status("building", f"only the repository changed: its layer added to the environment of "
+                             f"{appended.previous.removeprefix('sha256:')[:12]}, without a build")
+    yield from _finish(request, engine, target, appended.image_id)
+    cached = tuple(step for step in range(1, len(staged.phases) + 1) if step != last)
+    yield Built(target.ref, appended.image_id, target.resolved, False, plan_, cached, (last,),
+                labels[LOCK_ORIGIN_LABEL])
+    return True
 
 
 def _finish(request: BuildRequest, engine: DockerEngine, target: Target, image_id: str) -> Iterator[Status]:
