@@ -44,6 +44,7 @@ def find_docker_cli() -> str:
 class DockerEngine:
     step_limits = True  # applies BuildPolicy's per-step cgroup limits (limits.CgroupLimiter)
     appends_layers = True  # a code-only rebuild may add the repository's layer without a build (append.py)
+    tags_locally = True  # tags are made here and `push` copies them (service._finish undoes one whose push fails)
 
     def __init__(self, cli: str | None = None):
         self.cli = cli or find_docker_cli()

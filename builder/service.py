@@ -308,8 +308,28 @@ def _append(request: BuildRequest, engine: DockerEngine, target: Target, plan_: 
 
 
 def _finish(request: BuildRequest, engine: DockerEngine, target: Target, image_id: str) -> Iterator[Status]:
+    """Tag the new image, then push it. A push that fails (or is abandoned) puts the tag
+    back as it was, so a failed `--push` leaves no half-made result: a tag this build made
+    is removed, a tag that named an earlier image names it again. (Engines whose tags live
+    in the registry, as BuildKit's, tag by pushing: there is nothing local to undo.)"""
+    undo = request.push and request.registry and getattr(engine, "tags_locally", False)
+    before = (engine.inspect_image(target.ref) or {}).get("Id") if undo else None
     engine.tag(image_id, target.ref)
-    yield from _push(request, engine, target.ref)
+    try:
+        yield from _push(request, engine, target.ref)
+    except BaseException:
+        if undo:
+            _restore_tag(engine, target.ref, before)
+        raise
+
+
+def _restore_tag(engine: DockerEngine, ref: str, image_id: str | None) -> None:
+    """`ref` names `image_id` again, or nothing when it named nothing (the image goes too
+    when no other tag or container holds it)."""
+    if image_id:
+        engine.tag(image_id, ref)
+    else:
+        engine.remove_unused_image(ref)
 
 
 def _pick_base(

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from packaging.utils import canonicalize_name
 
-from dsbuild.builder.errors import ConfigError
+from dsbuild.builder.errors import BuildFailed, ConfigError
 from dsbuild.builder.host import read_host_settings
 from dsbuild.builder.lock import LOCK_PATH, lock_digest, parse_lock
 from dsbuild.builder.plan import BuildOptions
@@ -24,7 +24,7 @@ from dsbuild.cli import main
 from tests.conftest import EXAMPLES
 
 from .conftest import build_all, docker_run, plain_tag
-from .registry import REGISTRY_BIN, local_registry
+from .registry import REGISTRY_BIN, local_registry, refusing_registry
 
 pytestmark = pytest.mark.docker
 
@@ -114,6 +114,23 @@ def test_push_then_the_registry_copy_skips_the_build(engine, prefix, repo, first
             assert engine.inspect_image(pushed.image) is None  # skipped without pulling
         finally:
             engine.remove_image(pushed.image)
+
+
+def test_a_refused_push_fails_in_one_line_and_leaves_no_tag(engine, prefix, repo, first):
+    """`dsbuild build --push` to a registry that refuses: a failed build's exit code, one line, no new tag."""
+    with refusing_registry() as registry:
+        name = f"{prefix}-refused"
+        ref = f"{registry.host}/{name}:{plain_tag(first.resolved.tag)}"
+        result = CliRunner().invoke(main, ["build", str(repo), "--image-name", name, "--registry", registry.host,
+                                           "--push", "--quiet"])
+        try:
+            assert result.exit_code == BuildFailed.exit_code, result.output
+            errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+            assert errors == [f"Error: pushing {ref} failed: denied: pushes are refused here"], result.stderr
+            assert "Traceback" not in result.output
+            assert engine.inspect_image(ref) is None
+        finally:
+            engine.remove_image(ref)
 
 
 def test_two_repositories_with_one_environment_share_the_dependency_layers(engine, prefix, repo, first, tmp_path):
