@@ -68,6 +68,14 @@ async def _cancel(task: asyncio.Future) -> None:
             await task
 
 
+def _forget_create(creates: set[asyncio.Future]):
+    def forget(request: asyncio.Future) -> None:
+        creates.discard(request)
+        if not request.cancelled():
+            request.exception()  # read, so asyncio does not log it: a later attempt decides
+    return forget
+
+
 class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     """Spawns dsbuild images on Kubernetes with the CPU, memory, GPU and storage
     a user picks from the admin's catalog, within the limits of their groups.
@@ -100,6 +108,8 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
 
     resource_request: ResourceRequest | None = None  # set by choose_resources
     _pod_created: asyncio.Event | None = None  # set once this start's pod was created
+    _creates: set[asyncio.Future] | None = None  # this start's pod creates not answered yet
+    _create_sent = False  # this start asked for its pod (so a failed start deletes it)
     _refused = False  # the last request was refused: nothing was sent to Kubernetes
 
     @default("storage_pvc_ensure")
@@ -161,10 +171,20 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
     async def _start(self):
         """KubeSpawner's start, failing clearly (`SpawnFailed`, pod deleted) when
         the scheduler finds no node for the pod, the node cannot pull its image,
-        or the API refuses it; returning as soon as the server listens."""
-        await self._ensure_network_policy()
+        or the API refuses it; returning as soon as the server listens. A start
+        that fails in any other way (the API too slow, the hub's `start_timeout`)
+        leaves no pod and no claim it made either."""
         self._pod_created = asyncio.Event()
         self._new_claim = None
+        self._creates, self._create_sent = set(), False
+        try:
+            return await self._start_or_fail()
+        except BaseException:
+            await self._clear_failed_start()
+            raise
+
+    async def _start_or_fail(self):
+        await self._ensure_network_policy()
         start = asyncio.ensure_future(super()._start())
         watch = asyncio.ensure_future(self._unschedulable_for(self.unschedulable_timeout))
         pull = asyncio.ensure_future(self._pull_failure())
@@ -186,7 +206,6 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
             if message is None:
                 raise
             self.log.warning("Spawn of %s refused by Kubernetes: %s", self._log_name, message)
-            await self._delete_new_claim()
             raise SpawnFailed(message) from None
         except TimeoutError:
             reason = unschedulable_reason(self._reflected_pod())
@@ -212,10 +231,48 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         self.log.info("NetworkPolicy %s %s in %s", self.network_policy["metadata"]["name"], done, self.namespace)
 
     async def _make_create_pod_request(self, pod, request_timeout):
-        created = await super()._make_create_pod_request(pod, request_timeout)
-        if created and self._pod_created is not None:
+        """Create the pod, as KubeSpawner does (False: try again; a 409 deletes the pod
+        in the way first), but a request that times out here is not abandoned: the API
+        server may still make the pod after the client gave up. It goes on in the
+        background, so that a failed start can wait for its answer before deleting the
+        pod (`_clear_failed_start`); otherwise a late create would leave an orphan pod."""
+        request = asyncio.ensure_future(self.api.create_namespaced_pod(self.namespace, pod))
+        self._create_sent = True
+        if self._creates is not None:
+            self._creates.add(request)
+            request.add_done_callback(_forget_create(self._creates))
+        try:
+            self.log.info("Creating pod %s/%s (timeout %ss)", self.namespace, pod.metadata.name, request_timeout)
+            await asyncio.wait_for(asyncio.shield(request), request_timeout)
+        except asyncio.TimeoutError:
+            self.log.warning("Creating pod %s timed out after %ss; trying again", pod.metadata.name, request_timeout)
+            return False
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self.log.info("Pod %s is in the way; deleting it before creating it again", pod.metadata.name)
+            await self.stop(now=True)
+            return False
+        if self._pod_created is not None:
             self._pod_created.set()
-        return created
+        return True
+
+    async def _clear_failed_start(self) -> None:
+        """After a failed start: wait (at most `k8s_api_request_retry_timeout`) for the
+        answers to this start's pod creates, then delete the pod and the claim it made.
+        Once every create is answered, no pod of this start can appear any more."""
+        pending = set(self._creates or ())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.k8s_api_request_retry_timeout)
+            for request in late:
+                self.log.warning("A create of pod %s is still unanswered; it may yet make the pod", self.pod_name)
+                request.cancel()
+        if self._create_sent or self._reflected_pod() is not None:
+            try:
+                await self.stop(now=True)
+            except Exception:
+                self.log.exception("Could not delete the pod %s of the failed start", self.pod_name)
+        await self._delete_new_claim()
 
     async def _running_url(self) -> str:
         """The server's URL once this start's pod runs, looking every
@@ -258,9 +315,8 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         await self._fail_and_delete(unplaced_message(self._request().summary(), reason))
 
     async def _fail_and_delete(self, message: str):
+        """Fail the start; `_start` then deletes the pending pod and the claim it made."""
         self.log.warning("Spawn of %s failed: %s", self._log_name, message)
-        await self.stop(now=True)  # leave no pending pod behind
-        await self._delete_new_claim()
         raise SpawnFailed(message)
 
     async def _make_create_pvc_request(self, pvc, request_timeout):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from types import SimpleNamespace
 
 from kubespawner import KubeSpawner
 
@@ -49,16 +50,15 @@ def test_start_returns_once_its_pod_runs_and_jupyterlab_listens(monkeypatch, mak
     """Not after KubeSpawner's own wait (which here never ends)."""
     created, reflected = [], {}
 
-    async def create(self, pod, request_timeout):
-        created.append(pod)
-        return True
+    class Api:
+        async def create_namespaced_pod(self, namespace, pod):
+            created.append(pod)
 
     async def kube_start(self):
-        await self._make_create_pod_request("pod", 1)
+        await self._make_create_pod_request(SimpleNamespace(metadata=SimpleNamespace(name="jupyter-rita")), 1)
         reflected["pod"] = running_pod(port=self.port)  # what the pod reflector sees next
         await asyncio.Future()  # KubeSpawner's backoff, stood in for by a wait that never ends
 
-    monkeypatch.setattr(KubeSpawner, "_make_create_pod_request", create)
     monkeypatch.setattr(KubeSpawner, "_start", kube_start)
     monkeypatch.setattr(DsbuildSpawner, "_reflected_pod", lambda self: reflected.get("pod"))
 
@@ -67,12 +67,13 @@ def test_start_returns_once_its_pod_runs_and_jupyterlab_listens(monkeypatch, mak
         server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", port)
         async with server:
             spawner = make_spawner(port=port, ready_check_interval=0.05)
+            spawner.api = Api()
             url = await asyncio.wait_for(spawner._start(), 60)
             return spawner, url, port
 
     spawner, url, port = asyncio.run(scenario())
     assert url == f"http://127.0.0.1:{port}"
-    assert created == ["pod"] and spawner.pod_id == "uid-1"
+    assert [pod.metadata.name for pod in created] == ["jupyter-rita"] and spawner.pod_id == "uid-1"
 
 
 def test_a_running_pod_of_an_earlier_start_is_not_taken_for_this_one(monkeypatch, make_spawner):
