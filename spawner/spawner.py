@@ -194,7 +194,7 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
             if not start.done() and (pull.done() or watch.done()):  # unschedulable, or no image
                 await _cancel(start)
                 if pull.done():
-                    await self._fail_and_delete(pull.result())
+                    await self._fail(pull.result())
                 await self._fail_unplaced(watch.result())
             url = start.result() if start.done() else running.result()
             await _cancel(start)  # if still running, only KubeSpawner's wait for what `running` saw
@@ -312,9 +312,9 @@ class DsbuildSpawner(CatalogSpawnerMixin, KubeSpawner):
         return message
 
     async def _fail_unplaced(self, reason: str):
-        await self._fail_and_delete(unplaced_message(self._request().summary(), reason))
+        await self._fail(unplaced_message(self._request().summary(), reason))
 
-    async def _fail_and_delete(self, message: str):
+    async def _fail(self, message: str):
         """Fail the start; `_start` then deletes the pending pod and the claim it made."""
         self.log.warning("Spawn of %s failed: %s", self._log_name, message)
         raise SpawnFailed(message)
