@@ -6,8 +6,8 @@ exactly as on one machine.
 
 - The objects are pure functions of the settings (`daemon_objects`, rendered from
   templates/launch/build-daemon.yaml.j2); `ensure_daemons` (the edge) creates them or
-  brings them up to date when the service starts building, and `remove_daemons` deletes
-  them (`dsbuild serve --remove-build-daemons`). They carry DAEMON_LABELS.
+  brings them up to date when the service starts. They carry DAEMON_LABELS, by which
+  `kubectl delete` removes them (docs/launch.md).
 - The daemon's TCP port takes only the service: mutual TLS with a CA made for it
   (`make_tls`, in two Secrets: the daemons' half and the service's half; the CA's key is
   thrown away). A build step can reach the node's addresses, but has no client
@@ -46,9 +46,9 @@ CONFIG_HASH = "dsbuild.io/config-hash"
 # What the service's account needs in --build-namespace (a Role's rules), for the
 # build daemons, the build pods and the build Leases.
 RBAC_RULES = (
-    {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "create", "update", "delete"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update", "delete"]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "delete"]},
 )
