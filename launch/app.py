@@ -141,13 +141,13 @@ class HomeHandler(BaseHandler):
 
 class LaunchPageHandler(BaseHandler):
     async def get(self, _rest: str) -> None:
-        if self.config.mode == "authenticated" and not self.current_user:
-            self.redirect(self.get_login_url())  # JupyterHub's OAuth; comes back to this page
-            return
         reason = page_request_reason(self.request.headers)
         if reason is not None:
             log.warning("refused a launch page to %s: %s", self.client(), reason)
             self.fail(CrossSiteRequest(reason))
+            return
+        if self.config.mode == "authenticated" and not self.current_user:
+            self.redirect(self.get_login_url())  # JupyterHub's OAuth; comes back to this page
             return
         try:
             spec = parse_launch(self.spec_path("v2/"), self.args(), self.config.allowed_schemes)
