@@ -35,7 +35,10 @@ from tests.browser import ARTIFACTS
 from tests.helm.chart import CHART, Helm, build_helm
 
 from . import realnode
+from dsbuild.launch.kube_builds import BUILD_BRIDGE, ROLE, ROLE_LABEL
+
 from .helmrelease import PASSWORD, Hub, Setup, delete_image, push_image, registry_tags, release_values
+from .test_cluster_builds import build_image  # noqa: F401 -- the build pods' image, a fixture
 
 pytestmark = pytest.mark.cluster
 
@@ -172,6 +175,51 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
     after = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-dora")]
     assert [p["metadata"]["uid"] for p in after] == [pods[0]["metadata"]["uid"]]  # nothing more started as dora
     page.close()
+
+
+@pytest.mark.browser
+def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_jupyterlab(
+        cluster, real_node, helm, release, setup, build_image, chromium):
+    """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service makes a
+    BuildKit build pod (its ServiceAccount and Role), which builds a repository the
+    registry does not have and pushes it; the server runs it, reached through the proxy."""
+    from playwright.sync_api import expect
+
+    repo = realnode.make_repo(setup.repo.parent / "cluster-built")  # a new image, built from scratch
+    launch_before = pod_uid(cluster, release, f"{FULL}-launch-")
+    install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", build_image), verb="upgrade")
+    cluster.wait_for(lambda: pod_uid(cluster, release, f"{FULL}-launch-") != launch_before, "a new launch pod")
+    proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    try:
+        page.goto(proxy + "hub/login")
+        page.fill("#username_input", "erin")
+        page.fill("#password_input", PASSWORD)
+        page.click("#login_submit")
+        page.wait_for_url("**/hub/**", timeout=60_000)
+        page.goto(f"{proxy}{LAUNCH_ROUTE}v2/git/{quote(repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
+        expect(page.locator("h1")).to_have_text("Launching cluster-built", timeout=60_000)
+        expect(page.locator("#log")).to_contain_text("[building] step", timeout=600_000)
+        page.wait_for_url(f"{proxy}user/erin/**lab/tree/{realnode.NOTEBOOK}**", timeout=1_500_000)
+        expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.",
+                                                                                        timeout=120_000)
+        page.screenshot(path=ARTIFACTS / "helm-release-cluster-build-jupyterlab.png")
+        scheduled = cluster("get", "events", "-n", release, "--field-selector", "reason=Scheduled", "-o",
+                            "jsonpath={.items[*].involvedObject.name}").split()
+        assert [p for p in scheduled if p.startswith(f"build-{setup.launch_prefix}")], scheduled  # a build pod
+        cluster.wait_for(lambda: not cluster.get("pods", namespace=release, selector=f"{ROLE_LABEL}={ROLE}"),
+                         "the build pod to be gone", timeout=120)
+        pods = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-erin")]
+        assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
+        name, tag = pods[0]["spec"]["containers"][0]["image"].removeprefix(real_node.registry + "/").split(":")
+        assert name.startswith(setup.launch_prefix) and registry_tags(real_node.registry, name) == [tag]  # pushed
+    finally:
+        page.close()
+        erin = Hub(proxy)
+        erin.log_in("erin")
+        for server in erin.api("get", "users/erin").json()["servers"]:  # room for the next tests' servers
+            erin.api("delete", f"users/erin/servers/{server}" if server else "users/erin/server")
+        subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)  # on the node's network
 
 
 def rfc3339(age: timedelta) -> str:

@@ -126,6 +126,7 @@ def test_everything_on(helm, tmp_path):
     launch_pod = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]
     launch = launch_pod["containers"][0]["command"]
     assert launch_pod["containers"][0]["env"] == [{"name": "DSBUILD_CACHE_DIR", "value": "/var/lib/dsbuild/cache"},
+                                                  {"name": "DSBUILD_BUILDCTL", "value": "/opt/dsbuild/bin/buildctl"},
                                                   *EVERYTHING["launch"]["extraEnv"]]
     assert "--rate-state=/var/lib/dsbuild/launch-rate.sqlite" in launch_pod["containers"][0]["command"]
     assert {"name": "state", "emptyDir": {"sizeLimit": "10Gi"}} in launch_pod["volumes"]
@@ -136,6 +137,10 @@ def test_everything_on(helm, tmp_path):
     assert {r["resources"][0] for r in find(objects, "Role", "-launch")["rules"]} == {"pods", "pods/log", "configmaps",
                                                                                         "leases"}
     assert "--registry=registry.example.org:5000" in launch
+    (init,) = launch_pod["initContainers"]  # buildctl, from the build image, for the service's own use
+    assert init["image"] == EVERYTHING["launch"]["buildImage"] and init["command"][0] == "/bin/cp"
+    assert {"name": "DSBUILD_BUILDCTL", "value": "/opt/dsbuild/bin/buildctl"} in launch_pod["containers"][0]["env"]
+    assert {"name": "buildctl", "emptyDir": {"sizeLimit": "200Mi"}} in launch_pod["volumes"]
     cleaner_pod = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     cleaner = cleaner_pod["containers"][0]
     assert cleaner["command"][:3] == ["dsbuild", "gc", "--registry=registry.example.org:5000"]
