@@ -29,7 +29,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from .config import LaunchConfig
-from .crosssite import TOKEN_ARG, LaunchTokens, cross_site_reason, origin_of
+from .crosssite import TOKEN_ARG, LaunchTokens, cross_site_reason, origin_of, page_request_reason, subject
 from .errors import CrossSiteRequest, LaunchError
 from .events import KEEPALIVE, StreamEvent, failed
 from .hubapi import HubClient
@@ -70,6 +70,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
+        # Nothing of this service is a frame (behind the hub's proxy a frame would be
+        # same-origin with users' servers, and readable by them).
+        self.set_header("X-Frame-Options", "DENY")
+
+    def user_name(self) -> str | None:
+        user = self.current_user
+        return user.get("name") if isinstance(user, dict) else None
 
     def client(self) -> str:
         """Who this request counts as (limits.py): the peer, or what a trusted proxy forwarded."""
@@ -134,6 +141,11 @@ class HomeHandler(BaseHandler):
 
 class LaunchPageHandler(BaseHandler):
     async def get(self, _rest: str) -> None:
+        reason = page_request_reason(self.request.headers)
+        if reason is not None:
+            log.warning("refused a launch page to %s: %s", self.client(), reason)
+            self.fail(CrossSiteRequest(reason))
+            return
         if self.config.mode == "authenticated" and not self.current_user:
             self.redirect(self.get_login_url())  # JupyterHub's OAuth; comes back to this page
             return
@@ -144,7 +156,7 @@ class LaunchPageHandler(BaseHandler):
             self.fail(err)
             return
         stream_url = self.config.base_url + stream_path(spec)
-        extra = {TOKEN_ARG: self.settings["tokens"].issue(spec.spec_path(), time.time())}
+        extra = {TOKEN_ARG: self.settings["tokens"].issue(subject(spec.spec_path(), self.user_name()), time.time())}
         if self.current_user:  # EventSource is a cross-mode fetch: JupyterHub's cookie auth wants the xsrf token
             extra["_xsrf"] = self.xsrf_token
         stream_url += ("&" if "?" in stream_url else "?") + urlencode(extra)
@@ -183,7 +195,8 @@ class BuildStreamHandler(BaseHandler):
             origins += [f"{scheme}://{self.request.host}" for scheme in ("http", "https")]
         reason = cross_site_reason(self.request.headers, origins)
         token = self.args().get(TOKEN_ARG, "")
-        if reason is None and not self.settings["tokens"].redeem(spec.spec_path(), token, time.time()):
+        if reason is None and not self.settings["tokens"].redeem(subject(spec.spec_path(), self.user_name()), token,
+                                                                 time.time()):
             reason = "the launch stream needs the token of its launch page; open the launch link again"
         return reason
 

@@ -69,7 +69,10 @@ class LaunchConfig(Configurable):
     mode = Enum(MODES, "anonymous", config=True,
                 help="anonymous: a temporary user per launch (like mybinder.org); authenticated: the logged-in "
                      "user's named server.")
-    base_url = Unicode("/", config=True, help="URL prefix of this service (set by JupyterHub for a managed service).")
+    base_url = Unicode("/", config=True,
+                       help="URL prefix of every page, badge, stream and link of this service, e.g. /services/dsbuild/ "
+                            "behind the hub's proxy (JupyterHub's route for a service with a URL; a managed service "
+                            "gets it as $JUPYTERHUB_SERVICE_PREFIX). Default: / (the service alone).")
     public_url = Unicode(None, allow_none=True, config=True,
                          help="This service's public URL, for links and badges. Default: from each request.")
     allowed_schemes = List(Unicode(), ["https"], config=True,

@@ -11,9 +11,21 @@ Two checks, both needed on every `GET /build/...`:
   expiry time into the stream's URL. Another site cannot read the page (no CORS), so
   it cannot forge the token, even with a browser that sends neither header.
 
-A token is valid for `TOKEN_LIFETIME` seconds and for one path only; the secret is
-made at start-up, so a page loaded before a restart of `dsbuild serve` has to be
-reloaded."""
+A token is valid for `TOKEN_LIFETIME` seconds, for one path and for the user who loaded
+the page (`subject`) only; the secret is made at start-up, so a page loaded before a
+restart of `dsbuild serve` has to be reloaded.
+
+Behind the hub's proxy (`/services/dsbuild/`, the Helm release) the launch page shares
+its origin with the hub and with every user's server, so the headers cannot tell a
+server's page from the launch page. Two more checks keep a page from a user's server
+(code in a notebook, an extension) from launching as whoever opens it:
+
+- the launch page, which hands out tokens, is served to a top-level navigation only
+  (`page_request_reason`): a script's `fetch()` of it, or a frame, gets no token; a
+  navigation is what a launch link is anyway, shown to the user, who sees what it
+  launches;
+- a token names the user it was made for, so a token another user (the page's author)
+  got from their own launch page starts nothing in the visitor's browser."""
 
 from __future__ import annotations
 
@@ -46,6 +58,22 @@ def token_valid(secret: bytes, path: str, token: str, now: float) -> bool:
         return False
     expires = int(expires_text)
     return expires >= now and hmac.compare_digest(mac, _mac(secret, path, expires, nonce))
+
+
+def subject(path: str, user: str | None) -> str:
+    """What a token is for: one launch path (a LaunchSpec's spec_path) of one user (None: anonymous mode)."""
+    return f"{user or ''}\n{path}"
+
+
+def page_request_reason(headers: Mapping[str, str]) -> str | None:
+    """Why this request for a launch page is not a browser's top-level navigation, or None.
+    Clients that send no Sec-Fetch headers (curl, old browsers) are let through: what
+    protects the stream from them is the token and the Origin check."""
+    mode = (headers.get("Sec-Fetch-Mode") or "navigate").lower()
+    dest = (headers.get("Sec-Fetch-Dest") or "document").lower()
+    if mode != "navigate" or dest != "document":
+        return f"a launch page opens only as a page of its own (not a {dest} of a {mode} request)"
+    return None
 
 
 def origin_of(url: str) -> str:

@@ -111,7 +111,8 @@ class TooManyLaunches(LaunchError):
 
 
 class CrossSiteRequest(LaunchError):
-    """The event stream was requested by another site's page, or without the launch page's token."""
+    """The event stream was requested by another site's page or without the launch page's token, or a launch
+    page by something other than a top-level navigation (a script, a frame)."""
 
     status = 403
     reason = "cross-site"

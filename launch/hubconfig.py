@@ -21,6 +21,10 @@ DEFAULT_STATE = Path(".run/hub")
 AUTHENTICATORS = ("null", "dummy", "pam")
 SPAWNERS = ("docker", "kubernetes")
 MODES = ("anonymous", "authenticated")
+SERVICE_NAME = "dsbuild"  # the launch service's name in JupyterHub (dsbuild serve's --service-name default)
+# JupyterHub's proxy route for a service with a URL; the service's --base-url then. The
+# Helm chart spells it once more (_helpers.tpl, dsbuild.launchPrefix).
+SERVICE_PREFIX = f"/services/{SERVICE_NAME}/"
 
 
 class PathTrait(TraitType):
@@ -57,6 +61,10 @@ class HubOptions(Configurable):
     service_url = Unicode("http://127.0.0.1:8585/", config=True,
                           help="Where `dsbuild serve` listens (authenticated mode's OAuth callback goes there).")
     public_url = Unicode(None, allow_none=True, config=True, help="How browsers reach the hub. Default: http://IP:PORT/.")
+    service_route = Bool(False, config=True,
+                         help=f"The hub's proxy routes {SERVICE_PREFIX} to SERVICE_URL (JupyterHub's route for a "
+                              f"service with a URL): browsers reach `dsbuild serve --base-url={SERVICE_PREFIX}` on the "
+                              "hub's own origin, and its OAuth callback is there. Off: browsers reach SERVICE_URL.")
     cull_timeout = Int(600, config=True, help="Seconds before an idle server is stopped.")
     container_prefix = Unicode("dsbuild", config=True, help="Containers are named PREFIX-<user>.")
     hub_label = Unicode("dsbuild", config=True, help="Value of the io.dsbuild.hub label on the hub's containers.")
@@ -131,7 +139,6 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
     lit = python_literal
     anonymous = options.mode == "anonymous"
     culler = [f"--timeout={options.cull_timeout}", "--cull-every=60"] + (["--cull-users=true"] if anonymous else [])
-    redirect = None if anonymous else options.service_url.rstrip("/") + "/oauth_callback"
     known = options.auth in AUTHENTICATORS
     return render_config(
         "jupyterhub_config.py.j2",
@@ -152,14 +159,23 @@ def render_hub_config(options: HubOptions, paths: Paths, catalog: Catalog, hub_i
         token_in_url=lit(anonymous),
         launch_image_prefix=lit(options.launch_image_prefix),
         catalog_literal=python_literal(catalog_data(catalog)),
-        service_name=lit("dsbuild"), service_token_file=lit(str(paths.service_token)),
-        oauth_redirect_uri=lit(redirect) if redirect else None,
+        service_name=lit(SERVICE_NAME), service_token_file=lit(str(paths.service_token)),
+        service_route_url=lit(options.service_url.rstrip("/")) if options.service_route else None,
+        oauth_redirect_uri=lit(oauth_redirect(options)) if not anonymous else None,
         oauth_client_id=lit("service-dsbuild"),
-        access_scope=lit("access:services!service=dsbuild"),
+        access_scope=lit(f"access:services!service={SERVICE_NAME}"),
         culler_args=lit(culler),
         kube_settings=[(name, python_literal(value, 4)) for name, value in sorted((kube_settings or {}).items())
                        if name.isidentifier()],
     )
+
+
+def oauth_redirect(options: HubOptions) -> str:
+    """The launch service's OAuth callback, as the hub registers it and the service asks for
+    it: a path on the hub's origin when the proxy routes the service (`service_route`)."""
+    if options.service_route:
+        return SERVICE_PREFIX + "oauth_callback"
+    return options.service_url.rstrip("/") + "/oauth_callback"
 
 
 def launch_settings(options: HubOptions, paths: Paths) -> dict:
@@ -171,7 +187,7 @@ def launch_settings(options: HubOptions, paths: Paths) -> dict:
         "token_file": str(paths.service_token.resolve()),
         "mode": options.mode,
         "service_url": options.service_url,
-        "oauth_redirect_url": None if anonymous else options.service_url.rstrip("/") + "/oauth_callback",
+        "oauth_redirect_url": None if anonymous else oauth_redirect(options),
         "registry": options.launch_image_prefix.rstrip("/") or None,
         "hub_label": options.hub_label if options.spawner == "docker" else None,
         "server_network": options.network_name if options.spawner == "docker" and not options.server_network else None,

@@ -35,7 +35,7 @@ class Setup:
     ports: dict
     launch_prefix: str  # the launch service's --image-prefix (its images on the engine and registry)
     clean_prefix: str  # the cleaners' --only (the images the cleaner test makes)
-    repo: Path  # the launch test's repository, mounted into the launch pod (file://)
+    repo: Path  # the launch test's repository; its folder (the tests' repositories) is mounted (file://)
 
 
 def host_path(name: str, path: str, kind: str, mount: str | None = None, read_only: bool = True) -> tuple[dict, dict]:
@@ -49,7 +49,7 @@ def launch_values(setup: Setup) -> dict:
     test's repository mounted read-only at its own path and allowed as file://."""
     from dsbuild.builder.host import read_host_settings
 
-    mounts = [host_path("repo", str(setup.repo), "Directory")]
+    mounts = [host_path("repos", str(setup.repo.parent), "Directory")]
     env = []
     ca = read_host_settings().ca_bundle
     if ca:
@@ -58,6 +58,17 @@ def launch_values(setup: Setup) -> dict:
     return {"enabled": True, "port": setup.ports["launch"], "buildOn": "docker", **ON_NODE,
             "extraArgs": ["--allow-scheme=file", f"--image-prefix={setup.launch_prefix}", "--max-repo-size=1Mi"],
             "extraEnv": env, "extraVolumes": [v for v, _ in mounts], "extraVolumeMounts": [m for _, m in mounts]}
+
+
+def cluster_build_values(setup: Setup, build_image: str, api_env: list[dict]) -> dict:
+    """launch_values with builds on the cluster (launch.buildOn=kubernetes): build pods of
+    `build_image` on the real node, on its network (the registry is on its loopback)."""
+    launch = launch_values(setup)
+    launch.update(buildOn="kubernetes", buildImage=build_image, extraEnv=[*launch["extraEnv"], *api_env])
+    launch["extraArgs"] += ["--build-host-network", f"--build-node-selector={objects.POOL_LABEL}={realnode.NODE_POOL}",
+                            f"--build-toleration={realnode.TAINT_KEY}=true:NoSchedule", "--build-cpu=1",
+                            "--build-memory=3Gi", "--build-deadline=1500"]
+    return launch
 
 
 def cleaner_values(setup: Setup) -> dict:
@@ -69,9 +80,13 @@ def cleaner_values(setup: Setup) -> dict:
                      "only": setup.clean_prefix + "-node*", **ON_NODE}}
 
 
-def release_values(cluster, real_node, setup: Setup, title: str) -> dict:
+def release_values(cluster, real_node, setup: Setup, title: str, build_image: str | None = None) -> dict:
+    """The test's release; with `build_image`, its launch service builds on the cluster."""
     server = json.loads(cluster("config", "view", "--raw", "-o", "json"))["clusters"][0]["cluster"]["server"]
     api = urlsplit(server)
+    # No kube-proxy: the API server where the node's network reaches it.
+    api_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
+               {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]
     catalog = {k: v for k, v in realnode.catalog(setup.node_image).items() if k != "data_volumes"}
     catalog["environments"]["notebooks"]["display_name"] = title
     name, tag = setup.hub_image.rsplit(":", 1)
@@ -81,13 +96,10 @@ def release_values(cluster, real_node, setup: Setup, title: str) -> dict:
         "network": {"mode": "hostNetwork", "nodeIP": NODE_IP},
         "registry": {"host": real_node.registry},
         "hub": {"port": ports["hub"], "password": PASSWORD, **ON_NODE,
-                "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}},
-                # No kube-proxy: the API server where the node's network reaches it.
-                "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
-                             {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]},
+                "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}}, "extraEnv": api_env},
         "proxy": {"port": ports["proxy"], "apiPort": ports["api"], **ON_NODE},
         "singleuser": {**ON_NODE, "startTimeout": 300},
-        "launch": launch_values(setup),
+        "launch": cluster_build_values(setup, build_image, api_env) if build_image else launch_values(setup),
         "imageCleaner": cleaner_values(setup),
         "catalog": catalog,
     }

@@ -2,9 +2,11 @@
 (`helm install` with the launch service and both image cleaners on):
 
 - the launch browser test through the release: Chromium logs in through the release's
-  proxy, opens a launch link of the release's `dsbuild serve` (building on the node's
-  Docker engine), watches the build log and lands in JupyterLab, served through the
-  release's proxy from a pod on the real node;
+  proxy, opens a launch link of the release's `dsbuild serve` at the proxy's
+  /services/dsbuild/ route (building on the node's Docker engine), watches the build log
+  and lands in JupyterLab, served through the release's proxy from a pod on the real
+  node; scripts in that JupyterLab (the same origin now) get no launch page and cannot
+  use another user's stream token;
 - the image cleaners as pods: the registry cleaner's Job (from its CronJob) and the node
   cleaner's DaemonSet pod remove images by age and disk use per the values, and keep
   young ones, ones a container uses and ones dsbuild did not build;
@@ -24,7 +26,8 @@ import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import quote
+import re
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -32,7 +35,10 @@ from tests.browser import ARTIFACTS
 from tests.helm.chart import CHART, Helm, build_helm
 
 from . import realnode
+from dsbuild.launch.kube_builds import BUILD_BRIDGE, ROLE, ROLE_LABEL
+
 from .helmrelease import PASSWORD, Hub, Setup, delete_image, push_image, registry_tags, release_values
+from .test_cluster_builds import build_image  # noqa: F401 -- the build pods' image, a fixture
 
 pytestmark = pytest.mark.cluster
 
@@ -112,6 +118,9 @@ def pod_uid(cluster, namespace: str, prefix: str) -> str:
     return pods[0]["metadata"]["uid"]
 
 
+LAUNCH_ROUTE = "services/dsbuild/"  # the proxy's route to the release's `dsbuild serve`
+
+
 @pytest.mark.browser
 def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterlab(
         cluster, real_node, release, setup, chromium):
@@ -125,9 +134,12 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
     page.click("#login_submit")
     page.wait_for_url("**/hub/**", timeout=60_000)
 
-    launch = f"http://127.0.0.1:{setup.ports['launch']}/"
-    page.goto(f"{launch}v2/git/{quote(setup.repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
+    link = f"{proxy}{LAUNCH_ROUTE}v2/git/{quote(setup.repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}"
+    page.goto(link)  # the launch service through the hub's proxy, on the hub's origin
     expect(page.locator("h1")).to_have_text("Launching launched", timeout=60_000)
+    assert page.url.startswith(proxy + LAUNCH_ROUTE + "v2/")  # logged in by the hub's OAuth, through the route
+    doras_stream = page.locator("body").get_attribute("data-stream")
+    assert doras_stream.startswith("/" + LAUNCH_ROUTE + "build/")
     expect(page.locator("#log")).to_contain_text("[building] step", timeout=300_000)  # the build's log, live
     page.wait_for_url(f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**", timeout=900_000)
     expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
@@ -138,7 +150,76 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
     assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
     image = pods[0]["spec"]["containers"][0]["image"]
     assert image.startswith(f"{real_node.registry}/{setup.launch_prefix}")  # built and pushed by the release
+    badge = Hub(proxy).session.get(f"{proxy}{LAUNCH_ROUTE}badge.svg", timeout=30)
+    assert badge.status_code == 200 and badge.headers["Content-Type"].startswith("image/svg+xml")
+
+    # Dora's JupyterLab is on the launch page's origin now: its scripts (a notebook's
+    # output, an extension) are the attacker. They get no launch page, and a token that
+    # mallory took from her own launch page starts nothing as dora, even with dora's
+    # xsrf token (which a same-origin script could get).
+    mallory = Hub(proxy)
+    mallory.log_in("mallory")
+    mallorys_page = mallory.session.get(link, timeout=120)  # through the hub's OAuth, as mallory
+    assert mallorys_page.status_code == 200 and mallorys_page.url.startswith(proxy + LAUNCH_ROUTE), mallorys_page.url
+    mallorys_stream = re.search(r'data-stream="([^"]+)"', mallorys_page.text).group(1).replace("&amp;", "&")
+    doras_xsrf = parse_qs(urlsplit(doras_stream).query)["_xsrf"][0]
+    forged = mallorys_stream.split("&_xsrf=")[0] + "&_xsrf=" + quote(doras_xsrf)
+    attack = page.evaluate("""async ([link, forged, used]) => {
+        const read = async (url) => { const r = await fetch(url); return [r.status, await r.text()]; };
+        return {page: await read(link), forged: await read(forged), reused: await read(used)};
+    }""", [link, forged, doras_stream])
+    assert attack["page"][0] == 403 and "launch_token" not in attack["page"][1], attack["page"]
+    for name in ("forged", "reused"):
+        status, body = attack[name]
+        assert status == 403 and '"reason": "cross-site"' in body, (name, body[:300])
+    after = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-dora")]
+    assert [p["metadata"]["uid"] for p in after] == [pods[0]["metadata"]["uid"]]  # nothing more started as dora
     page.close()
+
+
+@pytest.mark.browser
+def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_jupyterlab(
+        cluster, real_node, helm, release, setup, build_image, chromium):
+    """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service makes a
+    BuildKit build pod (its ServiceAccount and Role), which builds a repository the
+    registry does not have and pushes it; the server runs it, reached through the proxy."""
+    from playwright.sync_api import expect
+
+    repo = realnode.make_repo(setup.repo.parent / "cluster-built")  # a new image, built from scratch
+    launch_before = pod_uid(cluster, release, f"{FULL}-launch-")
+    install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", build_image), verb="upgrade")
+    cluster.wait_for(lambda: pod_uid(cluster, release, f"{FULL}-launch-") != launch_before, "a new launch pod")
+    proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    try:
+        page.goto(proxy + "hub/login")
+        page.fill("#username_input", "erin")
+        page.fill("#password_input", PASSWORD)
+        page.click("#login_submit")
+        page.wait_for_url("**/hub/**", timeout=60_000)
+        page.goto(f"{proxy}{LAUNCH_ROUTE}v2/git/{quote(repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
+        expect(page.locator("h1")).to_have_text("Launching cluster-built", timeout=60_000)
+        expect(page.locator("#log")).to_contain_text("[building] step", timeout=600_000)
+        page.wait_for_url(f"{proxy}user/erin/**lab/tree/{realnode.NOTEBOOK}**", timeout=1_500_000)
+        expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.",
+                                                                                        timeout=120_000)
+        page.screenshot(path=ARTIFACTS / "helm-release-cluster-build-jupyterlab.png")
+        scheduled = cluster("get", "events", "-n", release, "--field-selector", "reason=Scheduled", "-o",
+                            "jsonpath={.items[*].involvedObject.name}").split()
+        assert [p for p in scheduled if p.startswith(f"build-{setup.launch_prefix}")], scheduled  # a build pod
+        cluster.wait_for(lambda: not cluster.get("pods", namespace=release, selector=f"{ROLE_LABEL}={ROLE}"),
+                         "the build pod to be gone", timeout=120)
+        pods = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-erin")]
+        assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
+        name, tag = pods[0]["spec"]["containers"][0]["image"].removeprefix(real_node.registry + "/").split(":")
+        assert name.startswith(setup.launch_prefix) and registry_tags(real_node.registry, name) == [tag]  # pushed
+    finally:
+        page.close()
+        erin = Hub(proxy)
+        erin.log_in("erin")
+        for server in erin.api("get", "users/erin").json()["servers"]:  # room for the next tests' servers
+            erin.api("delete", f"users/erin/servers/{server}" if server else "users/erin/server")
+        subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)  # on the node's network
 
 
 def rfc3339(age: timedelta) -> str:

@@ -34,10 +34,10 @@ TEST_CLUSTER = {  # what the real-node test installs with
 }
 EVERYTHING = {  # every optional part on
     "registry": {"host": "registry.example.org:5000"},
-    "hub": {"config": {"mode": "anonymous", "authenticator": None}, "db": {"url": "postgresql://hub@db/hub"}},
+    "hub": {"config": {"mode": "anonymous", "authenticator": None, "public_url": "https://hub.example.org/"},
+            "db": {"url": "postgresql://hub@db/hub"}},
     "proxy": {"service": {"type": "NodePort", "nodePort": 30080}},
     "launch": {"enabled": True, "buildOn": "kubernetes", "buildImage": "registry.example.org:5000/dsbuild-buildkit:1",
-               "publicUrl": "https://launch.example.org/",
                "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/dsbuild/ca.crt"}],
                "extraVolumes": [{"name": "ca", "configMap": {"name": "site-ca"}}],
                "extraVolumeMounts": [{"name": "ca", "mountPath": "/etc/dsbuild/ca.crt", "subPath": "ca.crt"}]},
@@ -126,6 +126,7 @@ def test_everything_on(helm, tmp_path):
     launch_pod = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]
     launch = launch_pod["containers"][0]["command"]
     assert launch_pod["containers"][0]["env"] == [{"name": "DSBUILD_CACHE_DIR", "value": "/var/lib/dsbuild/cache"},
+                                                  {"name": "DSBUILD_BUILDCTL", "value": "/opt/dsbuild/bin/buildctl"},
                                                   *EVERYTHING["launch"]["extraEnv"]]
     assert "--rate-state=/var/lib/dsbuild/launch-rate.sqlite" in launch_pod["containers"][0]["command"]
     assert {"name": "state", "emptyDir": {"sizeLimit": "10Gi"}} in launch_pod["volumes"]
@@ -136,6 +137,10 @@ def test_everything_on(helm, tmp_path):
     assert {r["resources"][0] for r in find(objects, "Role", "-launch")["rules"]} == {"pods", "pods/log", "configmaps",
                                                                                         "leases"}
     assert "--registry=registry.example.org:5000" in launch
+    (init,) = launch_pod["initContainers"]  # buildctl, from the build image, for the service's own use
+    assert init["image"] == EVERYTHING["launch"]["buildImage"] and init["command"][0] == "/bin/cp"
+    assert {"name": "DSBUILD_BUILDCTL", "value": "/opt/dsbuild/bin/buildctl"} in launch_pod["containers"][0]["env"]
+    assert {"name": "buildctl", "emptyDir": {"sizeLimit": "200Mi"}} in launch_pod["volumes"]
     cleaner_pod = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     cleaner = cleaner_pod["containers"][0]
     assert cleaner["command"][:3] == ["dsbuild", "gc", "--registry=registry.example.org:5000"]
@@ -147,6 +152,31 @@ def test_everything_on(helm, tmp_path):
     assert node["securityContext"]["runAsUser"] == 0  # the socket is root's; the image's user is 1000
     assert '${ONLY:+--only="$ONLY"}' in node["containers"][0]["command"][-1]
     assert find(objects, "Service", "-proxy-public")["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def service(c, name: str = "dsbuild") -> dict:
+    return next(s for s in c.JupyterHub.services if s["name"] == name)
+
+
+def test_the_launch_service_is_reached_through_the_hubs_proxy(helm, tmp_path):
+    """JupyterHub's route for a service with a URL: /services/dsbuild/ on the hub's origin."""
+    objects = helm.template({"registry": {"host": "r:5000"}, "launch": {"enabled": True},
+                             "hub": {"config": {"public_url": "https://hub.example.org/"}}})
+    c = hub_config(objects, tmp_path)
+    assert service(c)["url"] == "http://t-dsbuild-launch:8585"  # the proxy keeps the path: /services/dsbuild/...
+    assert service(c)["oauth_redirect_uri"] == "/services/dsbuild/oauth_callback"  # on the hub's origin
+    pod = find(objects, "Deployment", "-launch")["spec"]["template"]["spec"]["containers"][0]
+    assert {"--base-url=/services/dsbuild/", "--public-url=https://hub.example.org/services/dsbuild/",
+            "--oauth-redirect-url=/services/dsbuild/oauth_callback", "--hub-url=https://hub.example.org/"} <= set(
+        pod["command"])
+    assert pod["readinessProbe"]["httpGet"]["path"] == "/services/dsbuild/health"
+    # Without public_url the service's links follow each request's host (the proxy keeps it).
+    pod = find(helm.template({**TEST_CLUSTER, "launch": {"enabled": True}}), "Deployment", "-launch")
+    command = pod["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--base-url=/services/dsbuild/" in command and not [a for a in command if a.startswith("--public-url")]
+    c = hub_config(helm.template({**TEST_CLUSTER, "launch": {"enabled": True}}), tmp_path)
+    assert service(c)["url"] == "http://127.0.0.1:8585"
+    assert "url" not in service(hub_config(helm.template(), tmp_path))  # no launch service, no route
 
 
 def test_the_docker_launch_service_runs_as_root_and_the_buildkit_one_does_not(helm):

@@ -57,6 +57,41 @@ def test_a_stream_without_its_pages_token_is_refused(repo, tmp_path):
     assert svc.build.calls == 1 and len(svc.hub.started) == 1
 
 
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Sec-Fetch-Site": "same-origin"},  # fetch() by a script
+    {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "same-origin"},  # a frame
+    {"Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "object"},
+])
+def test_a_launch_page_is_not_handed_to_a_script_or_a_frame(repo, headers):
+    """Behind the hub's proxy a user's server is same-origin with the launch page: its
+    scripts could read the page (and its stream token) if it were served to them."""
+    with service(config()) as svc:
+        refused = request(f"{svc.base}/v2/{git_path(repo)}", headers=headers)
+        navigation = request(f"{svc.base}/v2/{git_path(repo)}", headers={
+            "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Sec-Fetch-Site": "cross-site"})
+    assert refused[0] == 403 and "launch_token" not in refused[2]
+    assert "opens only as a page of its own" in refused[2]
+    assert navigation[0] == 200 and "launch_token=" in navigation[2]  # a link from anywhere is a launch link
+    assert svc.build.calls == 0 and svc.hub.started == []
+
+
+def test_a_token_is_for_the_user_who_loaded_the_page():
+    from dsbuild.launch.crosssite import LaunchTokens, subject
+
+    tokens = LaunchTokens(b"k" * 32)
+    path = "git/https%3A%2F%2Fexample.org%2Fr/main"
+    mallorys = tokens.issue(subject(path, "mallory"), now=1000)
+    assert not tokens.redeem(subject(path, "alice"), mallorys, now=1001)  # in alice's browser: nothing
+    assert not tokens.redeem(subject(path, None), mallorys, now=1001)
+    assert tokens.redeem(subject(path, "mallory"), mallorys, now=1001)
+
+
+def test_every_answer_refuses_to_be_framed(repo):
+    with service(config()) as svc:
+        answers = [request(f"{svc.base}{path}") for path in ("/", "/badge.svg", "/health", "/nothing-here")]
+    assert [headers.get("X-Frame-Options") for _, headers, _ in answers] == ["DENY"] * 4
+
+
 ATTACK = """<!doctype html><html><body><h1>cute cats</h1>
 <img src="{stream}">
 <iframe src="{stream}"></iframe>

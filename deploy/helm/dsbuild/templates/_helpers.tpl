@@ -67,15 +67,24 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end -}}
 
-{{/* Where browsers reach the launch service. */}}
+{{/* Where the proxy reaches the launch service (JupyterHub's service URL). */}}
 {{- define "dsbuild.launchUrl" -}}
-{{- if .Values.launch.publicUrl -}}
-{{- .Values.launch.publicUrl -}}
-{{- else if include "dsbuild.hostNetwork" . -}}
-{{- printf "http://127.0.0.1:%v/" .Values.launch.port -}}
+{{- if include "dsbuild.hostNetwork" . -}}
+{{- printf "http://127.0.0.1:%v" .Values.launch.port -}}
 {{- else -}}
-{{- printf "http://%s-launch:%v/" (include "dsbuild.fullname" .) .Values.launch.port -}}
+{{- printf "http://%s-launch:%v" (include "dsbuild.fullname" .) .Values.launch.port -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The proxy's route to the launch service, and its base URL: JupyterHub's
+     /services/NAME/ for the service named dsbuild (launch/hubconfig.py, SERVICE_PREFIX). */}}
+{{- define "dsbuild.launchPrefix" -}}
+/services/dsbuild/
+{{- end -}}
+
+{{/* Where browsers reach the hub (no trailing slash), when hub.config.public_url says. */}}
+{{- define "dsbuild.publicHub" -}}
+{{- with .Values.hub.config.public_url }}{{ trimSuffix "/" . }}{{ end -}}
 {{- end -}}
 
 {{/* The hub's settings file, read by dsbuild.launch.clusterhub (its docstring is the format). */}}
@@ -89,7 +98,8 @@ app.kubernetes.io/component: {{ index . 1 }}
       "port" (int .Values.proxy.port)
       "hub_connect_url" (include "dsbuild.hubConnectUrl" .)
       "launch_image_prefix" (ternary (printf "%s/" .Values.registry.host) "" (ne .Values.registry.host ""))
-      "service_url" (include "dsbuild.launchUrl" .)) (omit .Values.hub.config "spawner") -}}
+      "service_url" (include "dsbuild.launchUrl" .)
+      "service_route" .Values.launch.enabled) (omit .Values.hub.config "spawner") -}}
 {{- $spawner := dict
       "node_selector" .Values.singleuser.nodeSelector
       "tolerations" .Values.singleuser.tolerations
