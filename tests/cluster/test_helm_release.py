@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser import ARTIFACTS
+from tests.browser import ARTIFACTS, notebook_open
 from tests.helm.chart import CHART, Helm, build_helm
 
 from . import realnode
@@ -129,10 +129,8 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
     page.goto(f"{launch}v2/git/{quote(setup.repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
     expect(page.locator("h1")).to_have_text("Launching launched", timeout=60_000)
     expect(page.locator("#log")).to_contain_text("[building] step", timeout=300_000)  # the build's log, live
-    page.wait_for_url(f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**", timeout=900_000)
-    expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
-    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
+    notebook_open(page, realnode.NOTEBOOK, f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**",
+                  "From the repository.", launch_s=900)
     page.screenshot(path=ARTIFACTS / "helm-release-launch-jupyterlab.png")
     pods = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-dora")]
     assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]
