@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.browser import ARTIFACTS
+from tests.browser import ARTIFACTS, notebook_open
 from tests.helm.chart import CHART, Helm, build_helm
 
 from . import realnode
@@ -141,10 +141,8 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
     doras_stream = page.locator("body").get_attribute("data-stream")
     assert doras_stream.startswith("/" + LAUNCH_ROUTE + "build/")
     expect(page.locator("#log")).to_contain_text("[building] step", timeout=300_000)  # the build's log, live
-    page.wait_for_url(f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**", timeout=900_000)
-    expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
-    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
+    notebook_open(page, realnode.NOTEBOOK, f"{proxy}user/dora/**lab/tree/{realnode.NOTEBOOK}**",
+                  "From the repository.", launch_s=900)
     page.screenshot(path=ARTIFACTS / "helm-release-launch-jupyterlab.png")
     pods = [p for p in cluster.get("pod", namespace=release) if p["metadata"]["name"].startswith("jupyter-dora")]
     assert [p["spec"]["nodeName"] for p in pods] == [real_node.name]

@@ -11,7 +11,6 @@ as messages on the hub's progress page. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from dsbuild.launch.localhub import HubError, HubOptions, find_proxy, hub_down
-from tests.browser import ARTIFACTS, need
+from tests.browser import ARTIFACTS, need, notebook_open
 
 from . import nodehub, realnode
 
@@ -102,13 +101,8 @@ def spawn_from_form(page, hub: HubOptions, **choices) -> None:
 
 
 def open_notebook(page, hub: HubOptions):
-    from playwright.sync_api import expect
-
     page.goto(hub.hub_url + f"user/alice/lab/tree/{realnode.NOTEBOOK}")
-    notebook = page.locator(".jp-NotebookPanel:visible")
-    expect(notebook).to_have_count(1, timeout=120_000)
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)
-    return notebook
+    return notebook_open(page, realnode.NOTEBOOK)
 
 
 def stop_from_control_panel(page, hub: HubOptions) -> None:
@@ -244,14 +238,10 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
     git repository is built, pushed to the cluster's registry, spawned on the
     real node, and opens the requested notebook."""
     import subprocess
-    import sys
     import uuid
     from urllib.parse import quote
 
-    from playwright.sync_api import expect
-
-    from tests.hubs import stop_service_and_hub
-    from tests.launch.test_browser import fetch
+    from tests.hubs import start_serve, stop_service_and_hub
 
     repo = realnode.make_repo(tmp_path / "launched")
     catalog = {k: v for k, v in realnode.catalog(node_image).items() if k != "data_volumes"}
@@ -262,20 +252,12 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
     prefix = f"dsbuild-test-klaunch-{uuid.uuid4().hex[:6]}"
     service = None
     try:
-        with open(tmp_path / "serve.log", "wb") as log:
-            service = subprocess.Popen(
-                [str(Path(sys.executable).with_name("dsbuild")), "serve", "--hub-state", str(hub.state_dir),
-                 "--port", str(port), "--allow-scheme", "file", "--image-prefix", prefix,
-                 "--registry", real_node.registry, "--max-repo-size", "1Mi"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DSBUILD_CACHE_DIR": str(tmp_path / "cache")})
-        cluster.wait_for(lambda: _answers(fetch, f"http://127.0.0.1:{port}/health"), "dsbuild serve", timeout=60)
+        service = start_serve(hub, port, tmp_path, "--image-prefix", prefix, "--registry", real_node.registry,
+                              "--max-repo-size", "1Mi")
         page = chromium.new_page(viewport={"width": 1280, "height": 860})
         page.goto(f"http://127.0.0.1:{port}/v2/git/{quote(repo.as_uri(), safe='')}/main"
                   f"?labpath={realnode.NOTEBOOK}")
-        page.wait_for_url(f"**/user/**/lab/tree/{realnode.NOTEBOOK}**", timeout=600_000)
-        expect(page.locator(".jp-NotebookPanel:visible")).to_have_count(1, timeout=120_000)
-        expect(page.locator(".jp-NotebookPanel:visible .jp-Cell").first).to_contain_text("From the repository.")
-        expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=120_000)  # its kernel runs
+        notebook_open(page, realnode.NOTEBOOK, first_cell="From the repository.", launch_s=600)
         page.screenshot(path=ARTIFACTS / "node-launch-jupyterlab.png")
         # This launch's pod (its temporary user's), whatever an earlier test left in the namespace.
         pods = [p for p in cluster.get("pod", namespace=NAMESPACE) if p["metadata"]["name"].startswith("jupyter-binder-")]
@@ -291,10 +273,3 @@ def test_a_launch_link_builds_pushes_and_opens_the_notebook_from_a_pod(
             mine = [i for i in images if f"/{prefix}-" in i or i.startswith(prefix)]
             if mine:
                 subprocess.run(["docker", "image", "rm", *mine], capture_output=True, check=False)
-
-
-def _answers(fetch, url: str) -> bool:
-    try:
-        return fetch(url, timeout=2)[0] == 200
-    except OSError:
-        return False

@@ -18,6 +18,7 @@ from dsbuild.builder.names import environment_options, environment_suffix, image
 from dsbuild.builder.plan import BuildOptions
 from dsbuild.builder.service import BuildRequest, Built, build
 from tests.conftest import NOTEBOOKS
+from tests.leftovers import remove_leftovers, session_lock
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +35,20 @@ def engine() -> DockerEngine:
 
 @pytest.fixture(scope="session")
 def prefix(engine):
-    """Image names for this session; every image and container made under it is removed at the end."""
+    """Image names for this session; every image and container made under it is removed at
+    the end, and first those that killed sessions left (tests/leftovers.py)."""
     value = f"dsbuild-test-{uuid.uuid4().hex[:8]}"
-    yield value
     cli = engine.cli
-    containers = subprocess.run([cli, "ps", "-aq", "--filter", f"label=io.dsbuild.test={value}"], capture_output=True, text=True).stdout.split()
-    if containers:
-        subprocess.run([cli, "rm", "-f", *containers], capture_output=True)
-    images = subprocess.run([cli, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True).stdout.split()
-    mine = [image for image in images if image.startswith(value)]
-    if mine:
-        subprocess.run([cli, "image", "rm", "-f", *mine], capture_output=True)
+    with session_lock(value):
+        remove_leftovers(cli, keep=value)
+        yield value
+        containers = subprocess.run([cli, "ps", "-aq", "--filter", f"label=io.dsbuild.test={value}"], capture_output=True, text=True).stdout.split()
+        if containers:
+            subprocess.run([cli, "rm", "-f", *containers], capture_output=True)
+        images = subprocess.run([cli, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True).stdout.split()
+        mine = [image for image in images if image.startswith(value) or f"/{value}-" in image]  # pushed ones too
+        if mine:
+            subprocess.run([cli, "image", "rm", "-f", *mine], capture_output=True)
 
 
 def plain_tag(content_tag: str) -> str:

@@ -13,9 +13,7 @@ import html
 import json
 import re
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -34,28 +32,12 @@ from dsbuild.launch.localhub import find_proxy, hub_up, remove_containers
 
 from tests.conftest import EXAMPLES, NOTEBOOKS
 
-from tests.browser import ARTIFACTS, need
-
-from tests.hubs import delete_users, stop_service_and_hub
+from tests.browser import ARTIFACTS, need, notebook_open
+from tests.hubs import delete_users, fetch, free_port, start_serve, stop_service_and_hub
 
 from .conftest import commit, make_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def fetch(url: str, headers: dict | None = None, timeout: float = 30) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode(errors="replace")
-
 
 def stream(url: str, timeout: float = 600) -> list[dict]:
     """Read a launch's event stream to its end."""
@@ -103,21 +85,8 @@ def start_hub(prefix: str, state: Path, **options) -> HubOptions:
 
 def start_service(hub: HubOptions, prefix: str, tmp: Path, port: int) -> subprocess.Popen:
     """`dsbuild serve` as its own process, file:// repositories enabled, at most 1 MiB."""
-    dsbuild = Path(sys.executable).with_name("dsbuild")
-    env = {**os.environ, "DSBUILD_CACHE_DIR": str(tmp / "cache")}
-    with open(tmp / "serve.log", "wb") as log:
-        process = subprocess.Popen(
-            [str(dsbuild), "serve", "--hub-state", str(hub.state_dir), "--port", str(port), "--allow-scheme", "file",
-             "--image-prefix", prefix, "--max-repo-size", "1Mi", "--per-repo-limit", "4", "--launch-rate", "100/hour"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-    for _ in range(120):
-        try:
-            if fetch(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.25)
-    return process
+    return start_serve(hub, port, tmp, "--image-prefix", prefix, "--max-repo-size", "1Mi", "--per-repo-limit", "4",
+                       "--launch-rate", "100/hour")
 
 
 @contextmanager
@@ -177,18 +146,6 @@ def stream_link(service: str, page_link: str) -> str:
 
 def builds_started(service: str) -> int:
     return json.loads(fetch(service + "/health")[1])["builds"]["started"]
-
-
-def notebook_open(page, path: str):
-    """JupyterLab at `path`, with that notebook open and its kernel idle."""
-    from playwright.sync_api import expect
-
-    page.wait_for_url(f"**/user/**/lab/tree/{path}**", timeout=300_000)
-    notebook = page.locator(".jp-NotebookPanel:visible")
-    expect(notebook).to_have_count(1, timeout=60_000)
-    expect(page.locator(".jp-mod-current .lm-TabBar-tabLabel")).to_have_text(path)
-    expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=60_000)
-    return notebook
 
 
 def test_launch_link_opens_the_notebook_in_jupyterlab(service, example, clean_users, chromium):

@@ -8,21 +8,17 @@ the `prefix` fixture of test_browser.py)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.hubs import stop_service_and_hub
+from tests.hubs import fetch, free_port, start_serve, stop_service_and_hub
 
 from .conftest import make_repo
-from .test_browser import fetch, free_port, link, prefix, start_hub, stream, stream_link  # noqa: F401,F811 (fixture)
+from .test_browser import link, prefix, start_hub, stream, stream_link  # noqa: F401,F811 (fixture)
 
 pytestmark = [pytest.mark.docker]
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
@@ -47,25 +43,6 @@ def wait_for(condition, what: str, seconds: float = 300) -> None:
     raise AssertionError(f"{what} did not happen")
 
 
-def start_pool_service(hub, image_prefix: str, tmp: Path, port: int) -> subprocess.Popen:
-    dsbuild = Path(sys.executable).with_name("dsbuild")
-    env = {**os.environ, "DSBUILD_CACHE_DIR": str(tmp / "cache")}
-    with open(tmp / "serve.log", "wb") as log:
-        process = subprocess.Popen(
-            [str(dsbuild), "serve", "--hub-state", str(hub.state_dir), "--port", str(port), "--allow-scheme", "file",
-             "--image-prefix", image_prefix, "--launch-rate", "0", "--pool-size", "1", "--pool-idle-timeout", "3600"],
-            stdout=log, stderr=subprocess.STDOUT, env=env)
-    wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), "dsbuild serve answering", 60)
-    return process
-
-
-def _answers(url: str) -> bool:
-    try:
-        return fetch(url, timeout=2)[0] == 200
-    except OSError:
-        return False
-
-
 def opens_jupyterlab(url: str) -> bool:
     status, body = fetch(url, headers={"Sec-Fetch-Mode": "navigate"})
     return status == 200 and "JupyterLab" in body
@@ -78,7 +55,8 @@ def test_a_warm_server_goes_to_one_launch_with_its_users_token(prefix, tmp_path)
     hub = start_hub(prefix, tmp_path / "hub", service_url=f"http://127.0.0.1:{port}/")
     service, base = None, f"http://127.0.0.1:{port}"
     try:
-        service = start_pool_service(hub, prefix, tmp_path, port)
+        service = start_serve(hub, port, tmp_path, "--image-prefix", prefix, "--launch-rate", "0", "--pool-size", "1",
+                              "--pool-idle-timeout", "3600")
         first = stream(stream_link(base, link(base, repo, query="?labpath=a.ipynb")))
         assert first[-1]["phase"] == "ready", first[-3:]
         wait_for(lambda: health(base)["pool"]["warm"] == 1, "the pool's warm server")

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import signal
 import socket
 import string
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -31,7 +29,8 @@ from tests.hubs import stop_service_and_hub
 from dsbuild.launch.stopping import UserRemover
 
 from ..launch.conftest import make_repo
-from ..launch.test_browser import fetch, free_port, prefix, start_hub  # noqa: F401 (fixture)
+from ..hubs import fetch, free_port, start_serve
+from ..launch.test_browser import prefix, start_hub  # noqa: F401 (fixture)
 from .launch_support import NOTEBOOK, stream_url_of
 
 pytestmark = [pytest.mark.docker]
@@ -59,21 +58,8 @@ def docker(*args: str) -> str:
 
 
 def start_service(hub, tmp: Path, port: int, prefix: str) -> subprocess.Popen:  # noqa: F811
-    dsbuild = Path(sys.executable).with_name("dsbuild")
-    env = {**os.environ, "DSBUILD_CACHE_DIR": str(tmp / "cache")}
-    log = open(tmp / f"serve-{port}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115 -- the process writes it
-    process = subprocess.Popen(
-        [str(dsbuild), "serve", "--hub-state", str(hub.state_dir), "--port", str(port), "--allow-scheme", "file",
-         "--image-prefix", prefix, "--launch-rate", "0", "--max-servers", "6"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
-    for _ in range(240):
-        try:
-            if fetch(f"http://127.0.0.1:{port}/health", timeout=2)[0] == 200:
-                return process
-        except OSError:
-            time.sleep(0.25)
-    process.kill()
-    pytest.fail(f"dsbuild serve did not start; see {log.name}")
+    return start_serve(hub, port, tmp, "--image-prefix", prefix, "--launch-rate", "0", "--max-servers", "6",
+                       log=f"serve-{port}-{time.monotonic_ns()}.log")
 
 
 @pytest.fixture(scope="module")

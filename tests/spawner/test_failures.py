@@ -127,3 +127,39 @@ def test_waiting_for_other_reasons_is_no_pull_failure():
     assert image_pull_failure(waiting("home-init", "PodInitializing", init=True)) is None
     assert image_pull_failure(None) is None
     assert image_pull_failure({"status": None}) is None
+
+
+def test_a_start_the_hub_gives_up_on_deletes_the_pod_once_its_slow_create_is_answered(monkeypatch, make_spawner):
+    """JupyterHub cancels a start at `start_timeout`. A pod create still on its way then
+    (the API server is slow) is waited for, and only then is the pod deleted: deleting it
+    first would find nothing, and the create would then leave a pod with no server."""
+    events = []
+
+    class SlowApi:
+        async def create_namespaced_pod(self, namespace, pod):
+            server = asyncio.ensure_future(asyncio.sleep(0.5))  # the API server's work: done whatever the client does
+            server.add_done_callback(lambda _: events.append("created"))
+            await asyncio.shield(server)
+
+    async def kube_start(self):
+        await self.load_user_options()
+        await self._make_create_pod_request(SimpleNamespace(metadata=SimpleNamespace(name="jupyter-rita")), 0.1)
+        await asyncio.sleep(3600)  # KubeSpawner trying again, until the hub gives up
+
+    async def stop(self, now=False):
+        events.append("deleted")
+
+    monkeypatch.setattr(KubeSpawner, "_start", kube_start)
+    monkeypatch.setattr(KubeSpawner, "stop", stop)
+    monkeypatch.setattr(DsbuildSpawner, "_reflected_pod", lambda self: None)
+
+    async def scenario():
+        spawner = make_spawner(unschedulable_timeout=0)
+        spawner.api = SlowApi()
+        spawner.user_options = {}
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(spawner.start(), 0.3)  # what JupyterHub does at start_timeout
+        await asyncio.sleep(0.5)  # the API server has made the pod by now
+
+    asyncio.run(scenario())
+    assert events == ["created", "deleted"]
