@@ -186,6 +186,10 @@ def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_j
     from playwright.sync_api import expect
 
     repo = realnode.make_repo(setup.repo.parent / "cluster-built")  # a new image, built from scratch
+    # This launch service runs as uid 1000 (the docker one as root): the mounted folder and
+    # this repository must be its to read (git refuses a repository another user owns).
+    setup.repo.parent.chmod(0o755)
+    subprocess.run(["chown", "-R", "1000:1000", str(repo)], check=True)
     launch_before = pod_uid(cluster, release, f"{FULL}-launch-")
     install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", build_image), verb="upgrade")
     cluster.wait_for(lambda: pod_uid(cluster, release, f"{FULL}-launch-") != launch_before, "a new launch pod")

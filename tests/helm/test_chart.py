@@ -186,6 +186,7 @@ def test_the_docker_launch_service_runs_as_root_and_the_buildkit_one_does_not(he
     assert pod["volumes"][-1]["hostPath"]["path"] == "/var/run/docker.sock"
     pod = find(helm.template(EVERYTHING), "Deployment", "-launch")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 1000 and pod["securityContext"]["runAsNonRoot"]
+    assert pod["securityContext"]["fsGroup"] == 1000  # it reads the Secret's files (mode 0440)
 
 
 @pytest.mark.parametrize("values, message", [
