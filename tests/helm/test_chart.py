@@ -183,10 +183,14 @@ def test_the_docker_launch_service_runs_as_root_and_the_buildkit_one_does_not(he
     docker = helm.template({"registry": {"host": "r:5000"}, "launch": {"enabled": True}})
     pod = find(docker, "Deployment", "-launch")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 0  # the socket and the secrets are root's
+    assert pod["serviceAccountName"] == "t-dsbuild-launch" and pod["automountServiceAccountToken"] is False
+    assert find(docker, "ServiceAccount", "-launch") and not [o for o in docker if o["kind"] == "Role"
+                                                              and o["metadata"]["name"].endswith("-launch")]
     assert pod["volumes"][-1]["hostPath"]["path"] == "/var/run/docker.sock"
     pod = find(helm.template(EVERYTHING), "Deployment", "-launch")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 1000 and pod["securityContext"]["runAsNonRoot"]
     assert pod["securityContext"]["fsGroup"] == 1000  # it reads the Secret's files (mode 0440)
+    assert pod["serviceAccountName"] == "t-dsbuild-launch"  # the same name: buildOn may change on an upgrade
 
 
 @pytest.mark.parametrize("values, message", [
