@@ -35,6 +35,7 @@ from dsbuild.builder.names import OCI_REVISION, OCI_SOURCE
 from dsbuild.builder.progress import BuildEvent
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import Event, Status
+from dsbuild.spawner.quantities import Memory
 
 from .build_daemon import (
     CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, DaemonSettings, daemon_objects, make_tls,
@@ -135,9 +136,13 @@ def pod_settings(config: LaunchConfig) -> BuildPodSettings:
 def daemon_settings(config: LaunchConfig) -> DaemonSettings:
     """The service's --build-* settings as the build daemons' settings (pure)."""
     pods = pod_settings(config)
+    try:
+        max_cache = str(Memory.parse(config.build_disk).bytes)  # buildkitd reads bytes, not "20Gi"
+    except ValueError as err:
+        raise ConfigInvalid(f"--build-disk: {err}") from None
     return DaemonSettings(
         namespace=config.build_namespace, image=config.build_image, registry=config.build_registry or config.registry,
-        root=config.build_daemon_root, max_cache=config.build_disk, host_network=config.build_host_network,
+        root=config.build_daemon_root, max_cache=max_cache, host_network=config.build_host_network,
         node_selector=pods.node_selector, tolerations=pods.tolerations,
     )
 
