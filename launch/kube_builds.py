@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import yaml
 
 from dsbuild.builder.buildkit import BuildKitEngine
-from dsbuild.builder.errors import BuildFailed
+from dsbuild.builder.errors import BuildFailed, EngineUnavailable
 from dsbuild.builder.limits import BuildPolicy
 from dsbuild.builder.names import OCI_REVISION, OCI_SOURCE
 from dsbuild.builder.progress import BuildEvent
@@ -168,7 +168,10 @@ def one_build_per_image(api: KubeApi, namespace: str, image: str, holder: str,
 
     def renew() -> None:
         while not stop.wait(seconds / 3):
-            api.renew_lease(namespace, name, holder)
+            try:
+                api.renew_lease(namespace, name, holder)
+            except EngineUnavailable:
+                pass  # the API server is away for now: try again next time
 
     threading.Thread(target=renew, name=f"lease {name}", daemon=True).start()
     try:
