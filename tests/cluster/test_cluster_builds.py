@@ -262,8 +262,8 @@ def test_a_step_over_the_build_pods_memory_is_killed(service_kubeconfig, cluster
                                                      service_env):
     """The steps run in the build pod's cgroup (cgroup-parent), so its memory limit holds them."""
     repo = realnode.make_repo(tmp_path / "hungry")
-    write_repo(repo, {"postBuild": "#!/bin/bash\necho start\npython3 -c \"b = b'x' * (1536 * 2**20); print(len(b))\"\n"
-                                   "echo survived\n"})
+    write_repo(repo, {"postBuild": "#!/bin/bash\nset -e\necho start\n"
+                                   "python3 -c \"b = b'x' * (1536 * 2**20); print(len(b))\"\necho survived\n"})
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@dsbuild.invalid"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "postBuild"], check=True)
