@@ -16,9 +16,11 @@ in kube_api.py."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import re
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -209,7 +211,11 @@ class KubernetesBuildEngine(BuildKitEngine):
                 for secret in (server, client):  # a half left alone is replaced
                     self.api.put(secret)
                 client = self.api.read("Secret", namespace, CLIENT_SECRET)
-            folder = self._state or Path(tempfile.mkdtemp(prefix="dsbuild-buildkitd-tls-"))
+            folder = self._state
+            if folder is None:  # private, removed when the service exits
+                folder = Path(tempfile.mkdtemp(prefix="dsbuild-buildkitd-tls-"))
+                atexit.register(shutil.rmtree, folder, True)
+                self._state = folder
             self._tls = write_client_tls(client["data"], folder)
             done = [self.api.put(obj) for obj in daemon_objects(self.daemons)]
             return f"build daemons {DAEMON_NAME} in {namespace}: {', '.join(done)}"
