@@ -62,12 +62,19 @@ def _timed_build(cfg, repo: Path, name: str) -> float:
     return time.monotonic() - start
 
 
-def _reset_daemon(kubectl: Kubectl, namespace: str) -> None:
-    """The daemon and its state go; the next build puts it back, empty."""
+def _daemon_up(kubectl: Kubectl, cfg) -> None:
+    """The daemon in place and ready (not timed)."""
+    engine_for(cfg).ensure_daemons()
+    kubectl("rollout", "status", f"daemonset/{DAEMON_NAME}", "-n", cfg.build_namespace, "--timeout=180s")
+
+
+def _reset_daemon(kubectl: Kubectl, cfg) -> None:
+    """The daemon and its state go; it comes back empty."""
     selector = ",".join(f"{k}={v}" for k, v in DAEMON_LABELS.items())
-    kubectl("delete", "daemonset", DAEMON_NAME, "-n", namespace, "--wait=true")
-    kubectl("wait", "--for=delete", "pod", "-l", selector, "-n", namespace, "--timeout=120s", check=False)
-    subprocess.run(["rm", "-rf", "--one-file-system", str(daemon_root(namespace))], check=True)
+    kubectl("delete", "daemonset", DAEMON_NAME, "-n", cfg.build_namespace, "--wait=true")
+    kubectl("wait", "--for=delete", "pod", "-l", selector, "-n", cfg.build_namespace, "--timeout=120s", check=False)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(daemon_root(cfg.build_namespace))], check=True)
+    _daemon_up(kubectl, cfg)
 
 
 def main() -> None:
@@ -87,7 +94,7 @@ def main() -> None:
                                    text=True).stdout.strip().splitlines()[-1]
             _push_base(node.registry)
             cfg = launch_config(kubectl.kubeconfig, node, image, namespace)
-            engine_for(cfg).ensure_daemons()
+            _daemon_up(kubectl, cfg)
             first = write_repo(Path(tmp) / "a", {"requirements.txt": REQUIREMENTS, "a.md": "# A\n"})
             second = write_repo(Path(tmp) / "b", {"requirements.txt": REQUIREMENTS, "b.md": "# B\n"})
             load = [os.getloadavg()[0]]
@@ -96,9 +103,9 @@ def main() -> None:
             log("repository B after A, the daemon's cache")
             warm = _timed_build(cfg, second, f"{cfg.image_prefix}-b")
             load.append(os.getloadavg()[0])
-            _reset_daemon(kubectl, namespace)
-            log("repository B, cold daemon")
             cfg = launch_config(kubectl.kubeconfig, node, image, namespace)  # a new image prefix: a new build
+            _reset_daemon(kubectl, cfg)
+            log("repository B, cold daemon")
             cold = _timed_build(cfg, second, f"{cfg.image_prefix}-b")
             load.append(os.getloadavg()[0])
     finally:
