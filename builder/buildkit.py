@@ -36,19 +36,24 @@ CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 
 
 def buildkitd_config(root: str, addresses: Sequence[str], registries: Sequence[str], bridge: str = "buildkit0",
-                     subnet: str = "10.10.0.0/16", max_used: str = "8GB") -> str:
+                     subnet: str = "10.10.0.0/16", max_used: str = "8GB", tls_dir: str | None = None) -> str:
     """buildkitd.toml (pure): the OCI worker with Debian's runc, build steps on their own
     CNI bridge (never the host's or the pod's network namespace), garbage collection
-    bounded, `registries` (HOST:PORT) spoken to over plain HTTP. Values are checked, so
-    the TOML needs no escaping."""
-    for value in (root, bridge, subnet, max_used, *addresses, *registries):
+    bounded, `registries` (HOST:PORT) spoken to over plain HTTP. `tls_dir`: its TCP
+    address takes only clients with a certificate of the CA in tls_dir/ca.crt (mutual
+    TLS; tls.crt and tls.key are its own). Values are checked, so the TOML needs no
+    escaping."""
+    for value in (root, bridge, subnet, max_used, *addresses, *registries, *([tls_dir] if tls_dir else [])):
         if not value or any(c in value for c in '"\\\n'):
             raise ConfigError(f"not a buildkitd setting: {value!r}")
-    lines = [f'root = "{root}"', "[grpc]", "  address = [" + ", ".join(f'"{a}"' for a in addresses) + "]",
-             "[worker.oci]", "  enabled = true", f'  binary = "{RUNC}"', '  snapshotter = "overlayfs"',
-             "  gc = true", f'  maxUsedSpace = "{max_used}"', '  networkMode = "bridge"',
-             f'  cniBinaryPath = "{CNI_BIN}"', f'  bridgeName = "{bridge}"', f'  bridgeSubnet = "{subnet}"',
-             "  cniPoolSize = 2", "[worker.containerd]", "  enabled = false"]
+    lines = [f'root = "{root}"', "[grpc]", "  address = [" + ", ".join(f'"{a}"' for a in addresses) + "]"]
+    if tls_dir:
+        lines += ["[grpc.tls]", f'  cert = "{tls_dir}/tls.crt"', f'  key = "{tls_dir}/tls.key"',
+                  f'  ca = "{tls_dir}/ca.crt"']
+    lines += ["[worker.oci]", "  enabled = true", f'  binary = "{RUNC}"', '  snapshotter = "overlayfs"',
+              "  gc = true", f'  maxUsedSpace = "{max_used}"', '  networkMode = "bridge"',
+              f'  cniBinaryPath = "{CNI_BIN}"', f'  bridgeName = "{bridge}"', f'  bridgeSubnet = "{subnet}"',
+              "  cniPoolSize = 2", "[worker.containerd]", "  enabled = false"]
     for host in registries:
         lines += [f'[registry."{host}"]', "  http = true"]
     return "\n".join(lines) + "\n"
@@ -65,15 +70,31 @@ class BuildKitEngine:
     """`addr`: buildkitd's address (unix:///path or tcp://host:port). `registry`: where
     images live (an unqualified name such as the base image is looked up there).
     `pull_registry`: the same registry as buildkitd reaches it, when that differs (a
-    build pod whose loopback is not the service's); it must be in buildkitd's config."""
+    build daemon whose loopback is not the service's); it must be in buildkitd's config.
+    `tls_dir`: ca.crt, tls.crt and tls.key for a daemon that wants mutual TLS, whose
+    certificate names `server_name`. `cgroup_parent`: the cgroup the build's steps run
+    in (a build pod's on Kubernetes, whose limits then hold them)."""
 
-    step_limits = False  # BuildPolicy's per-step cgroup limits: a build pod has its own limits
+    step_limits = False  # BuildPolicy's per-step cgroup limits: the cgroup parent's limits hold the steps
 
-    def __init__(self, addr: str, registry: Registry, cli: str | None = None, pull_registry: str | None = None):
+    def __init__(self, addr: str, registry: Registry, cli: str | None = None, pull_registry: str | None = None,
+                 tls_dir: Path | None = None, server_name: str = "", cgroup_parent: str = ""):
         self.addr = addr
         self.registry = registry
         self.cli = cli or find_buildctl()
         self.pull_registry = pull_registry or registry.host
+        self.tls_dir = tls_dir
+        self.server_name = server_name
+        self.cgroup_parent = cgroup_parent
+
+    def _client(self) -> list[str]:
+        """buildctl and the options that reach the daemon (pure)."""
+        args = [self.cli, "--addr", self.addr]
+        if self.tls_dir is not None:
+            args += ["--tlsdir", str(self.tls_dir)]
+        if self.server_name:
+            args += ["--tlsservername", self.server_name]
+        return args
 
     def _ref(self, ref: str) -> ImageRef:
         first = ref.split("/", 1)[0]
@@ -82,7 +103,7 @@ class BuildKitEngine:
 
     def ping(self) -> str:
         try:
-            done = subprocess.run([self.cli, "--addr", self.addr, "debug", "workers"],
+            done = subprocess.run([*self._client(), "debug", "workers"],
                                   capture_output=True, timeout=20)
         except FileNotFoundError:
             raise EngineUnavailable(f"the buildctl command {self.cli} is not installed") from None
@@ -134,7 +155,7 @@ class BuildKitEngine:
     def build_args(self, context: Path, dockerfile: Path, repository: str, labels: Mapping[str, str],
                    no_cache: bool, secrets: Mapping[str, Path], base: str | None, metadata: Path) -> list[str]:
         """The buildctl command line for one build (pure)."""
-        args = [self.cli, "--addr", self.addr, "build", "--frontend", "dockerfile.v0", "--progress", "plain",
+        args = [*self._client(), "build", "--frontend", "dockerfile.v0", "--progress", "plain",
                 "--local", f"context={context}", "--local", f"dockerfile={dockerfile.parent}",
                 "--opt", f"filename={dockerfile.name}", "--metadata-file", str(metadata),
                 "--output", f"type=image,name={repository},push=true,push-by-digest=true"]
@@ -144,6 +165,8 @@ class BuildKitEngine:
             ref = self._ref(base)
             args.append(f"--opt=context:{base}=docker-image://{self.pull_registry}/{ref.name}"
                         f"{'@' if ref.reference.startswith('sha256:') else ':'}{ref.reference}")
+        if self.cgroup_parent:
+            args.append(f"--opt=cgroup-parent={self.cgroup_parent}")
         if no_cache:
             args.append("--no-cache")
         return args

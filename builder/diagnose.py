@@ -39,6 +39,8 @@ def explain_failure(failure: StepFailed) -> str:
         return damaged
     phase = failure.phase
     code = f" (exit code {failure.exit_code})" if failure.exit_code is not None else ""
+    if failure.exit_code == 137:  # SIGKILL: the kernel's OOM killer, at the build's memory limit
+        code = " (exit code 137: killed, most likely out of memory at the build's memory limit)"
     if phase in ("jupyter", "dependencies", "repository") and (reason := uv_failure(failure.tail)):
         return f"installing the Python packages failed{code}: {reason}"
     if phase == "python":

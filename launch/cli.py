@@ -89,6 +89,8 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
     housekeeping = asyncio.create_task(gc.run()) if gc else None
     reaper = asyncio.create_task(launcher.pool.run_reaper()) if launcher.pool.enabled else None
     server = app.listen(port, ip, xheaders=False)  # X-Forwarded-For: only from --trusted-proxy (limits.py)
+    if config.build_on == "kubernetes":
+        await _ensure_build_daemons(launcher.preflight)
     try:
         info = await HubClient(config.hub_api_url, config.hub_token, timeout=5).info()
         hub = f"JupyterHub {info.get('version', '?')} at {config.hub_url}"
@@ -112,6 +114,15 @@ async def _serve(config: LaunchConfig, ip: str, port: int) -> None:
         reaper.cancel()
     await launcher.pool.close(30)  # every server started in advance goes
     await launcher.remover.drain(30)  # temporary users of streams that just closed
+
+
+async def _ensure_build_daemons(preflight) -> None:
+    """The build daemons (launch/build_daemon.py) are created or updated before the first
+    launch; a failure is logged and tried again by the first build."""
+    try:
+        _log(await asyncio.get_running_loop().run_in_executor(None, preflight.engine.ensure_daemons))
+    except Exception as err:  # noqa: BLE001 -- the cluster may come up later
+        _log(f"cannot put the build daemons in place yet: {err}")
 
 
 def _garbage_timer(config: LaunchConfig, preflight):
@@ -183,6 +194,8 @@ def register(main: click.Group, hub: click.Group) -> None:
 @setting(LaunchConfig, "build_memory")
 @setting(LaunchConfig, "build_disk")
 @setting(LaunchConfig, "build_deadline")
+@setting(LaunchConfig, "build_daemon_root", metavar="PATH")
+@setting(LaunchConfig, "build_cgroup", metavar="PATH")
 @setting(LaunchConfig, "build_registry", metavar="HOST:PORT")
 @setting(LaunchConfig, "build_host_network", is_flag=True)
 @setting(LaunchConfig, "build_node_selector", metavar="KEY=VALUE",

@@ -8,6 +8,7 @@ naming the setting's command-line option."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from traitlets import Any, Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
@@ -112,27 +113,41 @@ class LaunchConfig(Configurable):
     registry = Unicode(None, allow_none=True, config=True,
                        help="Push images to this HOST:PORT registry (for a hub on Kubernetes).")
     build_on = Enum(("docker", "kubernetes"), "docker", config=True,
-                    help="Where builds run: docker, the local Docker engine; kubernetes, one BuildKit pod per build "
-                         "on the cluster (needs --registry and --build-image; docs/cluster.md).")
+                    help="Where builds run: docker, the local Docker engine; kubernetes, a pod per build on the "
+                         "cluster, built by the long-running BuildKit daemon on its node (needs --registry and "
+                         "--build-image; docs/launch.md).")
     build_image = Unicode("", config=True,
-                          help="Kubernetes builds: the image with buildkitd, buildctl, runc and the CNI plugins "
-                               "(tests/buildkit/image.sh builds one).")
-    build_namespace = Unicode("default", config=True, help="Kubernetes builds: the namespace of build pods and Leases.")
-    build_cpu = Unicode("2", config=True, help="Kubernetes builds: CPU limit of a build pod.")
-    build_memory = Unicode("4Gi", config=True, help="Kubernetes builds: memory limit of a build pod.")
-    build_disk = Unicode("20Gi", config=True, help="Kubernetes builds: size limit of a build pod's BuildKit folder.")
+                          help="Kubernetes builds: the image with buildkitd, runc and the CNI plugins, for the build "
+                               "daemons and build pods (tests/buildkit/image.sh builds one).")
+    build_namespace = Unicode("default", config=True,
+                              help="Kubernetes builds: the namespace of the build daemons, build pods and Leases.")
+    build_cpu = Unicode("2", config=True,
+                        help="Kubernetes builds: CPU limit of a build pod; the build's steps run under it.")
+    build_memory = Unicode("4Gi", config=True,
+                           help="Kubernetes builds: memory limit of a build pod; the build's steps run under it.")
+    build_disk = Unicode("20Gi", config=True,
+                         help="Kubernetes builds: BuildKit's cache on each build node is kept under this.")
     build_deadline = Int(3600, config=True, help="Kubernetes builds: seconds a build pod may live (activeDeadlineSeconds).")
+    build_daemon_root = Unicode("/var/lib/dsbuild-buildkit", config=True,
+                                help="Kubernetes builds: the folder on each build node that keeps its build daemon's "
+                                     "state and cache (a hostPath).")
+    build_cgroup = Unicode("/kubepods/pod{uid}", config=True,
+                           help="Kubernetes builds: the cgroup of a Guaranteed pod on the build nodes, {uid} being "
+                                "the pod's uid ({uid_}: with underscores); the build's steps run in their build "
+                                "pod's. The kubelet's cgroupfs driver: CGROUP-ROOT/kubepods/pod{uid}; systemd: "
+                                "/kubepods.slice/kubepods-pod{uid_}.slice.")
     build_registry = Unicode(None, allow_none=True, config=True,
-                             help="Kubernetes builds: the registry as build pods reach it (HOST:PORT). "
+                             help="Kubernetes builds: the registry as the build daemons reach it (HOST:PORT). "
                                   "Default: --registry.")
     build_host_network = Bool(False, config=True,
-                              help="Kubernetes builds: run build pods on the node's network, for a registry on the "
-                                   "nodes' loopback address (the test cluster's). Build steps still get their own "
-                                   "network (buildkitd's CNI bridge).")
+                              help="Kubernetes builds: run the build daemons on the node's network, for a registry "
+                                   "on the nodes' loopback address (the test cluster's). Build steps still get their "
+                                   "own network (buildkitd's CNI bridge).")
     build_node_selector = List(Unicode(), [], config=True,
-                               help="Kubernetes builds: KEY=VALUE node labels a build pod must run on.")
+                               help="Kubernetes builds: KEY=VALUE node labels of the build nodes (build daemons "
+                                    "and build pods run there).")
     build_tolerations = List(Unicode(), [], config=True,
-                             help="Kubernetes builds: KEY=VALUE:EFFECT taints build pods tolerate.")
+                             help="Kubernetes builds: KEY=VALUE:EFFECT taints build daemons and pods tolerate.")
     kubeconfig = Unicode(None, allow_none=True, config=True,
                          help="Kubernetes builds: the kubeconfig file. Default: in-cluster, else $KUBECONFIG.")
     start_timeout = Float(180.0, config=True, help="Seconds to wait for a server to start.")
@@ -161,6 +176,15 @@ class LaunchConfig(Configurable):
     def _rate(self, proposal):
         value = proposal["value"]
         return value if isinstance(value, Rate) else parse_rate(str(value), "--launch-rate")
+
+    @validate("build_cgroup")
+    def _cgroup(self, proposal):
+        value = proposal["value"]
+        if not re.fullmatch(r"/[A-Za-z0-9_./{}-]*", value) or ".." in value or \
+                ("{uid}" not in value and "{uid_}" not in value):
+            raise ConfigInvalid(f"--build-cgroup wants an absolute cgroup path with {{uid}} or {{uid_}} in it, "
+                                f"e.g. /kubepods/pod{{uid}}; got {value!r}")
+        return value
 
     @validate("trusted_proxies", "allowed_host_networks")
     def _networks(self, proposal):

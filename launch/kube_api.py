@@ -37,6 +37,21 @@ def lease_free(lease: dict, now: datetime) -> bool:
     return when + timedelta(seconds=spec.get("leaseDurationSeconds") or 0) < now
 
 
+_KINDS = {"ConfigMap": ("CoreV1Api", "config_map"), "Secret": ("CoreV1Api", "secret"),
+          "DaemonSet": ("AppsV1Api", "daemon_set"), "Pod": ("CoreV1Api", "pod")}
+
+
+def _same_spec(current: dict, wanted: dict) -> bool:
+    """A DaemonSet is up to date when its pod template carries the same config hash (the
+    API server fills in defaults, so specs are not compared whole); other kinds by
+    their fields (pure)."""
+    if wanted["kind"] != "DaemonSet":
+        return True
+    def digest(obj):
+        return ((obj.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {})
+    return digest(current) == digest(wanted)
+
+
 class KubeApi:
     def __init__(self, kubeconfig: str | None = None):
         self.kubeconfig = kubeconfig
@@ -72,12 +87,6 @@ class KubeApi:
         created = self._run(lambda api: client.CoreV1Api(api).create_namespaced_pod(namespace, pod))
         return created.metadata.uid
 
-    def create_owned_config_map(self, namespace: str, config_map: dict, owner: str, uid: str) -> None:
-        """Create a ConfigMap that the pod `owner` owns (deleted with it)."""
-        meta = config_map.setdefault("metadata", {})
-        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Pod", "name": owner, "uid": uid}]
-        self._run(lambda api: client.CoreV1Api(api).create_namespaced_config_map(namespace, config_map))
-
     def pod(self, namespace: str, name: str) -> Any | None:
         try:
             return self._run(lambda api: client.CoreV1Api(api).read_namespaced_pod(name, namespace))
@@ -86,8 +95,8 @@ class KubeApi:
                 return None
             raise
 
-    def wait_pod_ready(self, namespace: str, name: str, timeout: float) -> str:
-        """The pod's IP once it is Ready; BuildFailed if it fails, goes or takes too long."""
+    def wait_pod_ready(self, namespace: str, name: str, timeout: float) -> Any:
+        """The pod once it is Ready; BuildFailed if it fails, goes or takes too long."""
         deadline = time.monotonic() + timeout
         while True:
             pod = self.pod(namespace, name)
@@ -96,7 +105,7 @@ class KubeApi:
             phase = pod.status.phase
             ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
             if ready and pod.status.pod_ip:
-                return pod.status.pod_ip
+                return pod
             if phase in ("Failed", "Succeeded"):
                 raise BuildFailed(f"the build pod {name} stopped before it was ready ({pod.status.reason or phase})")
             if time.monotonic() > deadline:
@@ -113,6 +122,73 @@ class KubeApi:
         except ApiException as err:
             if err.status != 404:
                 raise
+
+    # Build daemons: a DaemonSet, its ConfigMap, its TLS Secrets
+
+    def put(self, obj: dict) -> str:
+        """Create `obj` (a ConfigMap, Secret or DaemonSet), or replace it when it differs;
+        "created", "updated" or "unchanged"."""
+        kind, meta = obj["kind"], obj["metadata"]
+        api_class, suffix = _KINDS[kind]
+
+        async def put(api):
+            objects = getattr(client, api_class)(api)
+            try:
+                current = await getattr(objects, f"read_namespaced_{suffix}")(meta["name"], meta["namespace"])
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                await getattr(objects, f"create_namespaced_{suffix}")(meta["namespace"], obj)
+                return "created"
+            current = api.sanitize_for_serialization(current)
+            if all(current.get(key) == obj.get(key) for key in obj if key not in ("metadata", "spec")) and \
+                    _same_spec(current, obj) and (current["metadata"].get("labels") or {}) == meta.get("labels", {}):
+                return "unchanged"
+            body = {**obj, "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]}}
+            await getattr(objects, f"replace_namespaced_{suffix}")(meta["name"], meta["namespace"], body)
+            return "updated"
+
+        return self._run(put)
+
+    def read(self, kind: str, namespace: str, name: str) -> dict | None:
+        """The object as a plain dict, or None."""
+        api_class, suffix = _KINDS[kind]
+
+        async def read(api):
+            objects = getattr(client, api_class)(api)
+            try:
+                found = await getattr(objects, f"read_namespaced_{suffix}")(name, namespace)
+            except ApiException as err:
+                if err.status == 404:
+                    return None
+                raise
+            return api.sanitize_for_serialization(found)
+
+        return self._run(read)
+
+    def delete(self, kind: str, namespace: str, name: str) -> bool:
+        """Delete the object (its dependents in the background); False if it was not there."""
+        api_class, suffix = _KINDS[kind]
+
+        async def delete(api):
+            objects = getattr(client, api_class)(api)
+            try:
+                await getattr(objects, f"delete_namespaced_{suffix}")(name, namespace)
+                return True
+            except ApiException as err:
+                if err.status == 404:
+                    return False
+                raise
+
+        return self._run(delete)
+
+    def pods_on_node(self, namespace: str, selector: str, node: str) -> list[dict]:
+        async def pods(api):
+            found = await client.CoreV1Api(api).list_namespaced_pod(
+                namespace, label_selector=selector, field_selector=f"spec.nodeName={node}")
+            return api.sanitize_for_serialization(found)["items"]
+
+        return self._run(pods)
 
     # Leases (coordination.k8s.io/v1): one build per image across replicas
 

@@ -60,14 +60,15 @@ def service_git_limits(config: LaunchConfig) -> GitLimits:
 
 
 def engine_for(config: LaunchConfig):
-    """The build engine --build-on names: the local Docker engine, or a BuildKit pod per
-    build on Kubernetes (kube_builds.py)."""
+    """The build engine --build-on names: the local Docker engine, or a build pod per build
+    on Kubernetes, built by the build daemon on its node (kube_builds.py)."""
     if config.build_on != "kubernetes":
         return DockerEngine()
     from .kube_api import KubeApi
-    from .kube_builds import KubernetesBuildEngine, pod_settings
+    from .kube_builds import KubernetesBuildEngine, daemon_settings, pod_settings
 
-    return KubernetesBuildEngine(pod_settings(config), Registry(config.registry), KubeApi(config.kubeconfig))
+    return KubernetesBuildEngine(pod_settings(config), daemon_settings(config), Registry(config.registry),
+                                 KubeApi(config.kubeconfig))
 
 
 def _size(n: int) -> str:

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 from dsbuild.builder.diagnose import explain_failure, uv_failure
@@ -38,6 +39,8 @@ def test_failed_install_is_explained_with_the_failing_requirement():
 def test_failed_post_build_names_exit_code_and_last_line():
     failure = StepFailed(9, "postBuild", "executor failed running [...]: exit code: 3", 3, ("step one", "boom: missing file", ""))
     assert explain_failure(failure) == "postBuild failed (exit code 3); its last line: boom: missing file"
+    killed = replace(failure, exit_code=137)
+    assert explain_failure(killed).startswith("postBuild failed (exit code 137: killed, most likely out of memory")
 
 
 def test_uv_failure_reads_tty_style_output():

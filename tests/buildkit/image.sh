@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the build pods' image for `dsbuild serve --build-on kubernetes` from files on
+# Builds the build daemons' and build pods' image for `dsbuild serve --build-on kubernetes` from files on
 # this machine, and pushes it to a registry (no image registry outside can be reached):
 # buildkitd and buildctl (tests/buildkit/build.sh, from the Go module), Debian's runc,
 # the CNI plugins buildkitd's bridge network uses, iptables (for the bridge's NAT), the
@@ -30,6 +30,7 @@ copy() {  # copy FILE...: each file and the shared libraries it loads, at the sa
 }
 install -D -m 755 "$bin/buildkitd" "$root/usr/local/bin/buildkitd"
 install -D -m 755 "$bin/buildctl" "$root/usr/local/bin/buildctl"
+copy /bin/sleep  # what a build pod runs: it only holds the build's CPU, memory and cgroup
 copy /usr/sbin/runc /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback /usr/lib/cni/firewall
 # iptables (the nf_tables build Debian uses) and its extensions, for the bridge's NAT.
 copy /usr/sbin/xtables-nft-multi
