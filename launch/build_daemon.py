@@ -60,7 +60,7 @@ class DaemonSettings:
     image: str  # with buildkitd, runc and the CNI plugins (tests/buildkit/image.sh)
     registry: str  # HOST:PORT of the registry as the daemons reach it (plain HTTP)
     root: str = "/var/lib/dsbuild-buildkit"  # buildkitd's state on each node
-    max_cache: str = "20GB"  # buildkitd's garbage collection keeps its cache under this
+    max_cache: str = str(20 * 2**30)  # bytes: buildkitd's garbage collection keeps its cache under this
     host_network: bool = False
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict, ...] = ()

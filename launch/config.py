@@ -137,7 +137,7 @@ class LaunchConfig(Configurable):
                                 "pod's. The kubelet's cgroupfs driver: CGROUP-ROOT/kubepods/pod{uid}; systemd: "
                                 "/kubepods.slice/kubepods-pod{uid_}.slice.")
     build_registry = Unicode(None, allow_none=True, config=True,
-                             help="Kubernetes builds: the registry as build pods reach it (HOST:PORT). "
+                             help="Kubernetes builds: the registry as the build daemons reach it (HOST:PORT). "
                                   "Default: --registry.")
     build_host_network = Bool(False, config=True,
                               help="Kubernetes builds: run the build daemons on the node's network, for a registry "

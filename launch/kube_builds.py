@@ -16,9 +16,11 @@ in kube_api.py."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import re
 import secrets
+import shutil
 import tempfile
 import threading
 import time
@@ -29,12 +31,13 @@ from typing import Callable, Iterator, Mapping, Sequence
 import yaml
 
 from dsbuild.builder.buildkit import BuildKitEngine
-from dsbuild.builder.errors import BuildFailed
+from dsbuild.builder.errors import BuildFailed, EngineUnavailable
 from dsbuild.builder.limits import BuildPolicy
 from dsbuild.builder.names import OCI_REVISION, OCI_SOURCE
 from dsbuild.builder.progress import BuildEvent
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import Event, Status
+from dsbuild.spawner.quantities import Memory
 
 from .build_daemon import (
     CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, DaemonSettings, daemon_objects, make_tls,
@@ -135,9 +138,13 @@ def pod_settings(config: LaunchConfig) -> BuildPodSettings:
 def daemon_settings(config: LaunchConfig) -> DaemonSettings:
     """The service's --build-* settings as the build daemons' settings (pure)."""
     pods = pod_settings(config)
+    try:
+        max_cache = str(Memory.parse(config.build_disk).bytes)  # buildkitd reads bytes, not "20Gi"
+    except ValueError as err:
+        raise ConfigInvalid(f"--build-disk: {err}") from None
     return DaemonSettings(
         namespace=config.build_namespace, image=config.build_image, registry=config.build_registry or config.registry,
-        root=config.build_daemon_root, max_cache=config.build_disk, host_network=config.build_host_network,
+        root=config.build_daemon_root, max_cache=max_cache, host_network=config.build_host_network,
         node_selector=pods.node_selector, tolerations=pods.tolerations,
     )
 
@@ -163,7 +170,10 @@ def one_build_per_image(api: KubeApi, namespace: str, image: str, holder: str,
 
     def renew() -> None:
         while not stop.wait(seconds / 3):
-            api.renew_lease(namespace, name, holder)
+            try:
+                api.renew_lease(namespace, name, holder)
+            except EngineUnavailable:
+                pass  # the API server is away for now: try again next time
 
     threading.Thread(target=renew, name=f"lease {name}", daemon=True).start()
     try:
@@ -201,7 +211,11 @@ class KubernetesBuildEngine(BuildKitEngine):
                 for secret in (server, client):  # a half left alone is replaced
                     self.api.put(secret)
                 client = self.api.read("Secret", namespace, CLIENT_SECRET)
-            folder = self._state or Path(tempfile.mkdtemp(prefix="dsbuild-buildkitd-tls-"))
+            folder = self._state
+            if folder is None:  # private, removed when the service exits
+                folder = Path(tempfile.mkdtemp(prefix="dsbuild-buildkitd-tls-"))
+                atexit.register(shutil.rmtree, folder, True)
+                self._state = folder
             self._tls = write_client_tls(client["data"], folder)
             done = [self.api.put(obj) for obj in daemon_objects(self.daemons)]
             return f"build daemons {DAEMON_NAME} in {namespace}: {', '.join(done)}"

@@ -60,15 +60,25 @@ def launch_values(setup: Setup) -> dict:
             "extraEnv": env, "extraVolumes": [v for v, _ in mounts], "extraVolumeMounts": [m for _, m in mounts]}
 
 
-def cluster_build_values(setup: Setup, build_image: str, api_env: list[dict]) -> dict:
-    """launch_values with builds on the cluster (launch.buildOn=kubernetes): build pods of
-    `build_image` on the real node, on its network (the registry is on its loopback)."""
+def cluster_build_values(setup: Setup, builds: "ClusterBuilds", api_env: list[dict]) -> dict:
+    """launch_values with builds on the cluster (launch.buildOn=kubernetes): the build
+    daemon and build pods of `builds.image` on the real node, on its network (the registry
+    is on its loopback)."""
     launch = launch_values(setup)
-    launch.update(buildOn="kubernetes", buildImage=build_image, extraEnv=[*launch["extraEnv"], *api_env])
+    launch.update(buildOn="kubernetes", buildImage=builds.image, extraEnv=[*launch["extraEnv"], *api_env])
     launch["extraArgs"] += ["--build-host-network", f"--build-node-selector={objects.POOL_LABEL}={realnode.NODE_POOL}",
                             f"--build-toleration={realnode.TAINT_KEY}=true:NoSchedule", "--build-cpu=1",
-                            "--build-memory=3Gi", "--build-deadline=1500"]
+                            "--build-memory=3Gi", "--build-deadline=1500", f"--build-cgroup={builds.cgroup}",
+                            f"--build-daemon-root={builds.daemon_root}"]
     return launch
+
+
+@dataclass(frozen=True)
+class ClusterBuilds:
+    """How the release's launch service builds on the test cluster."""
+    image: str  # the build daemon's and build pods' image (tests/buildkit/image.sh)
+    cgroup: str  # a Guaranteed pod's cgroup on the real node (node.sh's kubelet)
+    daemon_root: str  # the build daemon's state on the node (removed by the test)
 
 
 def cleaner_values(setup: Setup) -> dict:
@@ -80,8 +90,8 @@ def cleaner_values(setup: Setup) -> dict:
                      "only": setup.clean_prefix + "-node*", **ON_NODE}}
 
 
-def release_values(cluster, real_node, setup: Setup, title: str, build_image: str | None = None) -> dict:
-    """The test's release; with `build_image`, its launch service builds on the cluster."""
+def release_values(cluster, real_node, setup: Setup, title: str, builds: ClusterBuilds | None = None) -> dict:
+    """The test's release; with `builds`, its launch service builds on the cluster."""
     server = json.loads(cluster("config", "view", "--raw", "-o", "json"))["clusters"][0]["cluster"]["server"]
     api = urlsplit(server)
     # No kube-proxy: the API server where the node's network reaches it.
@@ -99,7 +109,7 @@ def release_values(cluster, real_node, setup: Setup, title: str, build_image: st
                 "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}}, "extraEnv": api_env},
         "proxy": {"port": ports["proxy"], "apiPort": ports["api"], **ON_NODE},
         "singleuser": {**ON_NODE, "startTimeout": 300},
-        "launch": cluster_build_values(setup, build_image, api_env) if build_image else launch_values(setup),
+        "launch": cluster_build_values(setup, builds, api_env) if builds else launch_values(setup),
         "imageCleaner": cleaner_values(setup),
         "catalog": catalog,
     }

@@ -47,6 +47,7 @@ from tests.security import test_caches_and_lock as attack
 from tests.security.conftest import log_text, run_build, write_repo
 
 from . import objects, realnode
+from .buildaccount import write_service_kubeconfig
 from .kube import Kubectl
 
 pytestmark = pytest.mark.cluster
@@ -90,14 +91,20 @@ def build_image(real_node: realnode.RealNode) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def launch_config(cluster: Kubectl, real_node: realnode.RealNode, image: str, namespace: str, **settings):
+@pytest.fixture(scope="module")
+def service_kubeconfig(cluster: Kubectl, build_namespace: str, tmp_path_factory) -> Path:
+    """The service talks to the cluster with only RBAC_RULES in the build namespace."""
+    return write_service_kubeconfig(cluster, build_namespace, tmp_path_factory.mktemp("serve") / "kubeconfig")
+
+
+def launch_config(kubeconfig: Path, real_node: realnode.RealNode, image: str, namespace: str, **settings):
     return config(**{"build_on": "kubernetes", "registry": real_node.registry, "build_image": image,
                      "build_namespace": namespace, "build_host_network": True, "build_cpu": "1",
                      "build_memory": "3Gi", "build_deadline": 1500,
                      "build_node_selector": [f"{objects.POOL_LABEL}={realnode.NODE_POOL}"],
                      "build_tolerations": [f"{realnode.TAINT_KEY}=true:NoSchedule"],
                      "build_cgroup": NODE_CGROUP, "build_daemon_root": str(daemon_root(namespace)),
-                     "kubeconfig": str(cluster.kubeconfig), "image_prefix": f"dsbuild-kb-{uuid.uuid4().hex[:4]}",
+                     "kubeconfig": str(kubeconfig), "image_prefix": f"dsbuild-kb-{uuid.uuid4().hex[:4]}",
                      **settings})
 
 
@@ -136,10 +143,10 @@ def service_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DSBUILD_CACHE_DIR", str(tmp_path / "cache"))  # the service's git mirrors and lock records
 
 
-def test_a_launch_link_builds_on_the_nodes_daemon_pushes_and_the_pod_is_gone(cluster, real_node, build_image,
+def test_a_launch_link_builds_on_the_nodes_daemon_pushes_and_the_pod_is_gone(service_kubeconfig, cluster, real_node, build_image,
                                                                             build_namespace, tmp_path, service_env):
     repo = realnode.make_repo(tmp_path / "repo")
-    cfg = launch_config(cluster, real_node, build_image, build_namespace)
+    cfg = launch_config(service_kubeconfig, real_node, build_image, build_namespace)
     events, hub, metrics = launch(cfg, repo)
     assert events[-1]["phase"] == "ready", events[-12:]
     assert any(e.get("step") for e in events), "no build step was reported"
@@ -200,10 +207,10 @@ def test_two_replicas_build_one_image_once_through_a_lease(cluster, build_namesp
     assert cluster.get("lease", lease_name(image), namespace=build_namespace) is None  # released
 
 
-def test_a_build_nobody_waits_for_is_cancelled_and_its_pod_deleted(cluster, real_node, build_image, build_namespace,
+def test_a_build_nobody_waits_for_is_cancelled_and_its_pod_deleted(service_kubeconfig, cluster, real_node, build_image, build_namespace,
                                                                     tmp_path, service_env):
     repo = realnode.make_repo(tmp_path / "abandoned")
-    cfg = launch_config(cluster, real_node, build_image, build_namespace)
+    cfg = launch_config(service_kubeconfig, real_node, build_image, build_namespace)
     launcher = Launcher(cfg, FakeHub())
 
     async def main():
@@ -232,8 +239,12 @@ def test_a_build_nobody_waits_for_is_cancelled_and_its_pod_deleted(cluster, real
 
 
 def _buildctl(address: str, *tls: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(buildkit_bin() / "buildctl"), "--addr", address, *tls, "debug", "workers"],
-                          capture_output=True, text=True, timeout=60)
+    """`buildctl debug workers` against the daemon; a client that hangs counts as refused."""
+    args = [str(buildkit_bin() / "buildctl"), "--addr", address, *tls, "debug", "workers"]
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as err:
+        return subprocess.CompletedProcess(args, -1, "", f"no answer in 60 s: {err.stderr}")
 
 
 def test_the_daemon_takes_only_the_services_certificate(cluster, build_namespace, tmp_path):
@@ -251,16 +262,16 @@ def test_the_daemon_takes_only_the_services_certificate(cluster, build_namespace
     assert other_ca.returncode != 0 and "certificate" in other_ca.stderr, other_ca.stderr[-500:]
 
 
-def test_a_step_over_the_build_pods_memory_is_killed(cluster, real_node, build_image, build_namespace, tmp_path,
+def test_a_step_over_the_build_pods_memory_is_killed(service_kubeconfig, cluster, real_node, build_image, build_namespace, tmp_path,
                                                      service_env):
     """The steps run in the build pod's cgroup (cgroup-parent), so its memory limit holds them."""
     repo = realnode.make_repo(tmp_path / "hungry")
-    write_repo(repo, {"postBuild": "#!/bin/bash\necho start\npython3 -c \"b = b'x' * (1536 * 2**20); print(len(b))\"\n"
-                                   "echo survived\n"})
+    write_repo(repo, {"postBuild": "#!/bin/bash\nset -e\necho start\n"
+                                   "python3 -c \"b = b'x' * (1536 * 2**20); print(len(b))\"\necho survived\n"})
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@dsbuild.invalid"]
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "postBuild"], check=True)
-    cfg = launch_config(cluster, real_node, build_image, build_namespace, build_memory="768Mi")
+    cfg = launch_config(service_kubeconfig, real_node, build_image, build_namespace, build_memory="768Mi")
     events, hub, _ = launch(cfg, repo)
     assert events[-1]["phase"] == "failed" and events[-1]["reason"] == "build", events[-5:]
     assert "exit code 137: killed, most likely out of memory" in events[-1]["message"], events[-1]
@@ -276,12 +287,12 @@ def _kube_build(cfg, repo: Path, name: str):
     return built, log_text(events)
 
 
-def test_the_cache_attack_through_the_build_daemon(cluster, real_node, build_image, build_namespace, tmp_path,
+def test_the_cache_attack_through_the_build_daemon(service_kubeconfig, cluster, real_node, build_image, build_namespace, tmp_path,
                                                    service_env):
     """tests/security/test_caches_and_lock.py's attack, built on the cluster: the hostile
     setup.py writes into every cache it reaches, postBuild too; another repository's
     toolz must match its wheel's RECORD hashes, and the lock must be the true one."""
-    cfg = launch_config(cluster, real_node, build_image, build_namespace)
+    cfg = launch_config(service_kubeconfig, real_node, build_image, build_namespace)
     engine = engine_for(cfg)
     hostile = write_repo(tmp_path / "hostile", {"requirements.txt": attack.PACKAGE + "\n", "setup.py": attack.SETUP_PY,
                                                 "postBuild": attack.POSTBUILD})
@@ -305,11 +316,11 @@ def test_the_cache_attack_through_the_build_daemon(cluster, real_node, build_ima
     assert int(checked) > 10 and int(bad) == 0, f"tampered files installed: {examples}"
 
 
-def test_a_second_repository_on_the_node_reuses_the_daemons_package_cache(cluster, real_node, build_image,
+def test_a_second_repository_on_the_node_reuses_the_daemons_package_cache(service_kubeconfig, cluster, real_node, build_image,
                                                                           build_namespace, tmp_path, service_env):
     """apt's downloads are cached per base image (as on one machine): the second
     repository's apt step downloads only what the first did not."""
-    cfg = launch_config(cluster, real_node, build_image, build_namespace)
+    cfg = launch_config(service_kubeconfig, real_node, build_image, build_namespace)
     first = write_repo(tmp_path / "first", {"apt.txt": "figlet\n"})
     second = write_repo(tmp_path / "second", {"apt.txt": "figlet\nsl\n"})
     _, first_log = _kube_build(cfg, first, f"{cfg.image_prefix}-first")

@@ -35,10 +35,12 @@ from tests.browser import ARTIFACTS, notebook_open
 from tests.helm.chart import CHART, Helm, build_helm
 
 from . import realnode
-from dsbuild.launch.kube_builds import BUILD_BRIDGE, ROLE, ROLE_LABEL
+from dsbuild.launch.build_daemon import BUILD_BRIDGE, DAEMON_LABELS
+from dsbuild.launch.kube_builds import ROLE, ROLE_LABEL
 
-from .helmrelease import PASSWORD, Hub, Setup, delete_image, push_image, registry_tags, release_values
-from .test_cluster_builds import build_image  # noqa: F401 -- the build pods' image, a fixture
+from .helmrelease import (PASSWORD, ClusterBuilds, Hub, Setup, delete_image, push_image, registry_tags,
+                          release_values)
+from .test_cluster_builds import NODE_CGROUP, build_image, daemon_root  # noqa: F401 -- build_image: a fixture
 
 pytestmark = pytest.mark.cluster
 
@@ -178,14 +180,20 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
 @pytest.mark.browser
 def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_jupyterlab(
         cluster, real_node, helm, release, setup, build_image, chromium):
-    """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service makes a
-    BuildKit build pod (its ServiceAccount and Role), which builds a repository the
-    registry does not have and pushes it; the server runs it, reached through the proxy."""
+    """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service, with
+    the chart's ServiceAccount and Role only, puts its build daemon on the real node and
+    makes a build pod, which build a repository the registry does not have and push it;
+    the server runs it, reached through the proxy."""
     from playwright.sync_api import expect
 
     repo = realnode.make_repo(setup.repo.parent / "cluster-built")  # a new image, built from scratch
+    # This launch service runs as uid 1000 (the docker one as root): the mounted folder and
+    # this repository must be its to read (git refuses a repository another user owns).
+    setup.repo.parent.chmod(0o755)
+    subprocess.run(["chown", "-R", "1000:1000", str(repo)], check=True)
     launch_before = pod_uid(cluster, release, f"{FULL}-launch-")
-    install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", build_image), verb="upgrade")
+    builds = ClusterBuilds(build_image, NODE_CGROUP, str(daemon_root(release)))
+    install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", builds), verb="upgrade")
     cluster.wait_for(lambda: pod_uid(cluster, release, f"{FULL}-launch-") != launch_before, "a new launch pod")
     proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
     page = chromium.new_page(viewport={"width": 1280, "height": 860})
@@ -217,7 +225,11 @@ def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_j
         erin.log_in("erin")
         for server in erin.api("get", "users/erin").json()["servers"]:  # room for the next tests' servers
             erin.api("delete", f"users/erin/servers/{server}" if server else "users/erin/server")
+        # The build daemon is the service's, not the release's: gone with its state and bridge.
+        selector = ",".join(f"{k}={v}" for k, v in DAEMON_LABELS.items())
+        cluster("delete", "daemonset,configmap,secret", "-n", release, "-l", selector, "--wait=true", check=False)
         subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)  # on the node's network
+        subprocess.run(["rm", "-rf", "--one-file-system", builds.daemon_root], check=False)
 
 
 def rfc3339(age: timedelta) -> str:

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 import yaml
+from dsbuild.launch.build_daemon import RBAC_RULES
 from dsbuild.launch.clusterhub import render_cluster_config
 from dsbuild.launch.hubconfig import Paths
 from dsbuild.spawner.catalog import parse_catalog
@@ -134,8 +135,7 @@ def test_everything_on(helm, tmp_path):
     assert launch_pod["containers"][0]["volumeMounts"][-1] == EVERYTHING["launch"]["extraVolumeMounts"][0]
     assert "--build-on=kubernetes" in launch and "--mode=anonymous" in launch
     assert "--build-image=registry.example.org:5000/dsbuild-buildkit:1" in launch and "--build-namespace=hub" in launch
-    assert {r["resources"][0] for r in find(objects, "Role", "-launch")["rules"]} == {"pods", "pods/log", "configmaps",
-                                                                                        "leases"}
+    assert find(objects, "Role", "-launch")["rules"] == list(RBAC_RULES)  # what the service calls, no more
     assert "--registry=registry.example.org:5000" in launch
     (init,) = launch_pod["initContainers"]  # buildctl, from the build image, for the service's own use
     assert init["image"] == EVERYTHING["launch"]["buildImage"] and init["command"][0] == "/bin/cp"
@@ -183,9 +183,14 @@ def test_the_docker_launch_service_runs_as_root_and_the_buildkit_one_does_not(he
     docker = helm.template({"registry": {"host": "r:5000"}, "launch": {"enabled": True}})
     pod = find(docker, "Deployment", "-launch")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 0  # the socket and the secrets are root's
+    assert pod["serviceAccountName"] == "t-dsbuild-launch" and pod["automountServiceAccountToken"] is False
+    assert find(docker, "ServiceAccount", "-launch") and not [o for o in docker if o["kind"] == "Role"
+                                                              and o["metadata"]["name"].endswith("-launch")]
     assert pod["volumes"][-1]["hostPath"]["path"] == "/var/run/docker.sock"
     pod = find(helm.template(EVERYTHING), "Deployment", "-launch")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 1000 and pod["securityContext"]["runAsNonRoot"]
+    assert pod["securityContext"]["fsGroup"] == 1000  # it reads the Secret's files (mode 0440)
+    assert pod["serviceAccountName"] == "t-dsbuild-launch"  # the same name: buildOn may change on an upgrade
 
 
 @pytest.mark.parametrize("values, message", [

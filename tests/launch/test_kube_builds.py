@@ -39,7 +39,7 @@ SETTINGS = BuildPodSettings(namespace="builds", image="localhost:5000/dsbuild-bu
                             tolerations=({"key": "dsbuild.io/real-node", "operator": "Equal", "value": "true",
                                           "effect": "NoSchedule"},))
 DAEMONS = DaemonSettings(namespace="builds", image=SETTINGS.image, registry="localhost:5000", root="/var/lib/bk",
-                         max_cache="10Gi", node_selector=SETTINGS.node_selector, tolerations=SETTINGS.tolerations)
+                         max_cache="10737418240", node_selector=SETTINGS.node_selector, tolerations=SETTINGS.tolerations)
 LABELS = {OCI_REVISION: "0123456789abcdef" * 2 + "01234567", OCI_SOURCE: "https://git.example/org/repo"}
 UID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 
@@ -79,7 +79,7 @@ def test_the_build_daemons_are_one_per_build_node_with_state_on_the_node_and_mut
     assert toml["grpc"]["tls"]["ca"].endswith("/ca.crt")  # a client needs a certificate of the CA
     assert toml["registry"] == {"localhost:5000": {"http": True}}
     oci = toml["worker"]["oci"]
-    assert oci["networkMode"] == "bridge" and oci["binary"] == "/usr/sbin/runc" and oci["maxUsedSpace"] == "10Gi"
+    assert oci["networkMode"] == "bridge" and oci["binary"] == "/usr/sbin/runc" and oci["maxUsedSpace"] == "10737418240"
     changed, _ = daemon_objects(DaemonSettings(**{**DAEMONS.__dict__, "image": "localhost:5000/other:1"}))
     hash_of = lambda d: d["spec"]["template"]["metadata"]["annotations"]  # noqa: E731
     assert hash_of(changed) != hash_of(daemon_set)  # a change rolls the daemons
@@ -137,6 +137,7 @@ def test_settings_from_the_command_line():
     assert daemons.registry == "localhost:5000" and settings.node_selector == daemons.node_selector == {"pool": "real"}
     assert settings.tolerations[1] == {"key": "gpu", "operator": "Exists", "effect": "NoExecute"}
     assert settings.cgroup == "/dsbuild-test-node/kubepods/pod{uid}" and daemons.root == "/srv/bk"
+    assert daemons.max_cache == str(20 * 2**30)  # --build-disk 20Gi, as bytes for buildkitd
     with pytest.raises(ConfigInvalid, match="--build-toleration wants KEY=VALUE:EFFECT"):
         parse_toleration("key=value")
     with pytest.raises(ConfigInvalid, match="needs --registry and --build-image"):
