@@ -112,6 +112,7 @@ def main() -> None:
         kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=180s", check=False)
         subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)
         subprocess.run(["rm", "-rf", "--one-file-system", str(daemon_root(namespace))], check=False)
+        subprocess.run(["rmdir", str(daemon_root(namespace).parent)], capture_output=True)
     print(f"| cluster build (build pod, daemon build, push); {time.strftime('%H:%M UTC', time.gmtime())}, "
           f"load {' → '.join(f'{x:.1f}' for x in load)} | seconds |")
     print("|---|---:|")
