@@ -187,7 +187,7 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
 
 @pytest.mark.browser
 def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_jupyterlab(
-        cluster, real_node, helm, release, setup, build_image, chromium):
+        cluster, real_node, helm, release, setup, build_image, chromium):  # noqa: F811 -- the fixture
     """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service, with
     the chart's ServiceAccount and Role only, puts its build daemon on the real node and
     makes a build pod, which build a repository the registry does not have and push it;
