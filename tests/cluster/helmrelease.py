@@ -63,11 +63,12 @@ def launch_values(setup: Setup) -> dict:
 def cluster_build_values(setup: Setup, builds: "ClusterBuilds", api_env: list[dict]) -> dict:
     """launch_values with builds on the cluster (launch.buildOn=kubernetes): the build
     daemon and build pods of `builds.image` on the real node, on its network (the registry
-    is on its loopback)."""
+    is on its loopback). Half a CPU: the node has 1.5 to give and the release's pods and a
+    server hold about 0.75 (the build pod is Guaranteed; with 1 CPU it stayed Pending)."""
     launch = launch_values(setup)
     launch.update(buildOn="kubernetes", buildImage=builds.image, extraEnv=[*launch["extraEnv"], *api_env])
     launch["extraArgs"] += ["--build-host-network", f"--build-node-selector={objects.POOL_LABEL}={realnode.NODE_POOL}",
-                            f"--build-toleration={realnode.TAINT_KEY}=true:NoSchedule", "--build-cpu=1",
+                            f"--build-toleration={realnode.TAINT_KEY}=true:NoSchedule", "--build-cpu=500m",
                             "--build-memory=3Gi", "--build-deadline=1500", f"--build-cgroup={builds.cgroup}",
                             f"--build-daemon-root={builds.daemon_root}"]
     return launch

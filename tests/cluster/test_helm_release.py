@@ -123,18 +123,24 @@ def pod_uid(cluster, namespace: str, prefix: str) -> str:
 LAUNCH_ROUTE = "services/dsbuild/"  # the proxy's route to the release's `dsbuild serve`
 
 
+def logged_in_page(chromium, proxy: str, user: str):
+    """A new browser page, logged in to the release's hub through its proxy's login form."""
+    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(proxy + "hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url("**/hub/**", timeout=60_000)
+    return page
+
+
 @pytest.mark.browser
 def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterlab(
         cluster, real_node, release, setup, chromium):
     from playwright.sync_api import expect
 
     proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
-    page = chromium.new_page(viewport={"width": 1280, "height": 860})
-    page.goto(proxy + "hub/login")  # the release's proxy, its hub's login form
-    page.fill("#username_input", "dora")
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
-    page.wait_for_url("**/hub/**", timeout=60_000)
+    page = logged_in_page(chromium, proxy, "dora")
 
     link = f"{proxy}{LAUNCH_ROUTE}v2/git/{quote(setup.repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}"
     page.goto(link)  # the launch service through the hub's proxy, on the hub's origin
@@ -179,7 +185,7 @@ def test_a_launch_link_through_the_release_shows_the_build_and_lands_in_jupyterl
 
 @pytest.mark.browser
 def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_jupyterlab(
-        cluster, real_node, helm, release, setup, build_image, chromium):
+        cluster, real_node, helm, release, setup, build_image, chromium):  # noqa: F811 -- the fixture
     """`helm upgrade` to launch.buildOn=kubernetes: the release's launch service, with
     the chart's ServiceAccount and Role only, puts its build daemon on the real node and
     makes a build pod, which build a repository the registry does not have and push it;
@@ -196,13 +202,8 @@ def test_with_builds_on_the_cluster_a_launch_link_builds_in_a_pod_and_lands_in_j
     install(helm, release, release_values(cluster, real_node, setup, "Test notebooks", builds), verb="upgrade")
     cluster.wait_for(lambda: pod_uid(cluster, release, f"{FULL}-launch-") != launch_before, "a new launch pod")
     proxy = f"http://127.0.0.1:{setup.ports['proxy']}/"
-    page = chromium.new_page(viewport={"width": 1280, "height": 860})
+    page = logged_in_page(chromium, proxy, "erin")
     try:
-        page.goto(proxy + "hub/login")
-        page.fill("#username_input", "erin")
-        page.fill("#password_input", PASSWORD)
-        page.click("#login_submit")
-        page.wait_for_url("**/hub/**", timeout=60_000)
         page.goto(f"{proxy}{LAUNCH_ROUTE}v2/git/{quote(repo.as_uri(), safe='')}/main?labpath={realnode.NOTEBOOK}")
         expect(page.locator("h1")).to_have_text("Launching cluster-built", timeout=60_000)
         expect(page.locator("#log")).to_contain_text("[building] step", timeout=600_000)
