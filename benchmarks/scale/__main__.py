@@ -173,6 +173,9 @@ def main(argv=None) -> int:
     hub = parser.add_argument_group("through the hub (--through-hub)")
     hub.add_argument("--through-hub", action="store_true",
                      help="drive a local JupyterHub through its proxy as users do (see above)")
+    hub.add_argument("--release", action="store_true",
+                     help="drive the project's Helm chart installed into the test cluster (hub and proxy as pods "
+                          "on its real node) instead of a local hub; needs the real node (run under its lock)")
     hub.add_argument("--rate", type=float, default=10, help="users arriving (logging in) per second (default 10)")
     hub.add_argument("--duration", type=float, default=900,
                      help="a round's limit in seconds; users not running by then count as failed (default 900)")
@@ -207,7 +210,7 @@ def main(argv=None) -> int:
 
 def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
     from .hubproc import Setting
-    from .hubrun import MAX_DURATION, MAX_USERS, run_through_hub
+    from .hubrun import MAX_DURATION, MAX_USERS, hub_catalog, local_round, run_through_hub
     from .simnet import PodNetwork, PodNetworkError
 
     if not 0 < args.users <= MAX_USERS or not 0 < args.duration <= MAX_DURATION or args.rate <= 0:
@@ -222,26 +225,36 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally blocks below clean up
     population = users(args.users, gpu_share=0)
     shape = shape_for(population)
-    kubectl, started_here = start_cluster("--no-node")
+    kubectl, started_here = start_cluster() if args.release else start_cluster("--no-node")
     run_id = uuid.uuid4().hex[:6]
     namespace = f"dsbuild-bench-{run_id}"
     network = PodNetwork(ROOT / ".run" / "scale-hub")
     state = ROOT / ".run" / "scale-hub" / run_id  # the rounds' hubs: config, secrets, database, logs
-    ok = False
+    release, ok = None, False
     try:
         network.open()
         nodes = shape.cpu_nodes + shape.a100_nodes + shape.t4_nodes
-        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; pods in {network.cidr}")
+        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; "
+            f"pods in {network.cidr}")
         prepare(kubectl, namespace, population, shape, run_id, pod_cidrs=network.node_cidrs(nodes),
                 volumes_per_user=len(rounds))
-        report, ok = asyncio.run(run_through_hub(
-            kubectl, namespace, run_id, population, rounds, {BENCH_LABEL: run_id}, args.rate, args.duration,
-            network, state))
+        if args.release:
+            from .release import install_release, release_round
+
+            release = install_release(kubectl, namespace, {BENCH_LABEL: run_id}, hub_catalog(), RUN_DIR)
+            opened = release_round(release)
+        else:
+            opened = local_round(kubectl, namespace, {BENCH_LABEL: run_id}, state)
+        report, ok = asyncio.run(run_through_hub(kubectl, namespace, population, rounds, args.rate, args.duration,
+                                                 network, opened))
         print(report)
-    except PodNetworkError as err:
+    except (PodNetworkError, RuntimeError) as err:
         sys.exit(f"scale: {err}")
     finally:
         say("cleaning up")
+        if release is not None:
+            from .release import uninstall_release
+            uninstall_release(release)
         network.close()
         shutil.rmtree(state, ignore_errors=True)
         cleanup(kubectl, namespace, run_id)

@@ -18,8 +18,12 @@ from urllib.parse import urljoin, urlsplit
 
 from dsbuild.builder.gc import BUILT_LABEL
 
+from tests.helm.chart import CHART
+
 from . import objects, realnode
 
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "rel"
 NODE_IP = "10.123.0.1"  # node.sh's NODE_IP
 PASSWORD = "helm-test"
 ON_NODE = {"nodeSelector": {objects.POOL_LABEL: realnode.NODE_POOL},
@@ -69,13 +73,29 @@ def cleaner_values(setup: Setup) -> dict:
                      "only": setup.clean_prefix + "-node*", **ON_NODE}}
 
 
-def release_values(cluster, real_node, setup: Setup, title: str) -> dict:
+def build_hub_image(registry: str) -> str:
+    """The chart's image, built from deploy/hub/Dockerfile (reused when its inputs are
+    unchanged) and pushed to `registry`; its name."""
+    import subprocess
+
+    done = subprocess.run([str(ROOT / "deploy" / "hub" / "build.sh"), "--registry", registry],
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def install(helm, namespace: str, values: dict, verb: str = "install") -> None:
+    """`helm install` (or `upgrade`) of the release "rel", waiting for its pods."""
+    helm(verb, RELEASE, str(CHART), "--namespace", namespace, "--wait", "--timeout", "10m", values=values,
+         timeout=700)
+
+
+def hub_values(cluster, real_node, hub_image: str, ports: dict) -> dict:
+    """The hub and proxy of a release on the test cluster's real node, on its network
+    (hostNetwork: no kube-proxy, no DNS), with its registry; the chart's other defaults."""
     server = json.loads(cluster("config", "view", "--raw", "-o", "json"))["clusters"][0]["cluster"]["server"]
     api = urlsplit(server)
-    catalog = {k: v for k, v in realnode.catalog(setup.node_image).items() if k != "data_volumes"}
-    catalog["environments"]["notebooks"]["display_name"] = title
-    name, tag = setup.hub_image.rsplit(":", 1)
-    ports = setup.ports
+    name, tag = hub_image.rsplit(":", 1)
     return {
         "image": {"name": name, "tag": tag},
         "network": {"mode": "hostNetwork", "nodeIP": NODE_IP},
@@ -86,6 +106,14 @@ def release_values(cluster, real_node, setup: Setup, title: str) -> dict:
                 "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
                              {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]},
         "proxy": {"port": ports["proxy"], "apiPort": ports["api"], **ON_NODE},
+    }
+
+
+def release_values(cluster, real_node, setup: Setup, title: str) -> dict:
+    catalog = {k: v for k, v in realnode.catalog(setup.node_image).items() if k != "data_volumes"}
+    catalog["environments"]["notebooks"]["display_name"] = title
+    return {
+        **hub_values(cluster, real_node, setup.hub_image, setup.ports),
         "singleuser": {**ON_NODE, "startTimeout": 300},
         "launch": launch_values(setup),
         "imageCleaner": cleaner_values(setup),
