@@ -108,9 +108,10 @@ async def run_round(label: str, names: list[str], forms: list[dict[str, str]], h
 
 
 def _pods_gone(kubectl, namespace: str, timeout: float = 120) -> int:
+    """The users' server pods still there after `timeout` (the release's own pods share the namespace)."""
     deadline = time.monotonic() + timeout
     while True:
-        pods = kubectl.get("pod", namespace=namespace) or []
+        pods = kubectl.get("pod", namespace=namespace, selector="component=singleuser-server") or []
         if not pods or time.monotonic() > deadline:
             return len(pods)
         time.sleep(1)

@@ -87,7 +87,7 @@ def test_through_the_installed_release_hub_and_proxy_pods_on_the_real_node(clust
     assert float(row["hub cpu"]) > 0 and float(row["proxy"]) > 0, done.stdout
     assert "the release's hub is up" in done.stderr
     # The release is gone, and the real node's volume that held its database is free again.
-    assert cluster.get("pvc", namespace=f"dsbuild-bench-{run_id}") == []
+    assert cluster.get("pvc", namespace=f"dsbuild-bench-{run_id}") in (None, [])
     claimed = [pv["metadata"]["name"] for pv in cluster.get("pv")
                if (pv["spec"].get("claimRef") or {}).get("namespace") == f"dsbuild-bench-{run_id}"]
     assert claimed == []
