@@ -182,7 +182,8 @@ def main(argv=None) -> int:
     hub.add_argument("--hub-setting", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
                      help="a hub setting for every round, e.g. JupyterHub.concurrent_spawn_limit=500 (repeatable)")
     hub.add_argument("--compare", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
-                     help="one more round with this setting added, side by side with the first (repeatable)")
+                     help="one more round with this setting added, side by side with the first (repeatable; "
+                          "several settings for one round separated by ';')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # failures are counted in the table
@@ -217,7 +218,7 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
         parser.error(f"--users is 1..{MAX_USERS}, --duration 1..{MAX_DURATION:.0f} s, --rate above 0")
     try:
         common = [Setting.parse(t) for t in args.hub_setting]
-        rounds = [common] + [common + [Setting.parse(t)] for t in args.compare]
+        rounds = [common] + [common + [Setting.parse(s) for s in t.split(";")] for t in args.compare]
     except ValueError as err:
         parser.error(str(err))
     if os.geteuid() != 0:
