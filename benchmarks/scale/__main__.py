@@ -255,7 +255,7 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
         say("cleaning up")
         if release is not None:
             from .release import uninstall_release
-            uninstall_release(release)
+            uninstall_release(release, f"{objects.PV_POOL_LABEL}=bench-{run_id}")
         network.close()
         shutil.rmtree(state, ignore_errors=True)
         cleanup(kubectl, namespace, run_id)

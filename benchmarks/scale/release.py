@@ -164,12 +164,14 @@ def install_release(kubectl: Kubectl, namespace: str, node_selector: dict, catal
     return Release(kubectl, helm, namespace, values)
 
 
-def uninstall_release(release: Release) -> None:
+def uninstall_release(release: Release, bench_volumes: str) -> None:
     """`helm uninstall`, then what it keeps by design (the hub's database claim) and the
-    real node's volume that held it, made free again."""
+    real node's volume that held it, made free again. The run's own volumes (selector
+    `bench_volumes`) are deleted first, not recycled one by one."""
     if release.installed:
         release.helm("uninstall", helmrelease.RELEASE, "--namespace", release.namespace, "--wait", "--timeout", "5m",
                      check=False, timeout=400)
+    release.kubectl("delete", "pv", "-l", bench_volumes, "--wait=false", check=False)
     release.kubectl("delete", "pods,pvc", "--all", "-n", release.namespace, "--wait=true", "--timeout=300s",
                     check=False)
     release.kubectl.recycle_volumes(release.namespace)
