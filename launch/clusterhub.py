@@ -15,6 +15,7 @@ hub.yaml:
     db_url: null              # default: sqlite in the hub's volume
     spawner: {node_selector: {...}, tolerations: [...]}   # a few KubeLaunchSpawner traits
     catalog: {...}            # docs/spawner.md
+    extra_config: "c.JupyterHub.concurrent_spawn_limit = 200"   # hub.extraConfig, run last
 
 `render_cluster_config` is pure; `cluster_hub_config` reads the file."""
 
@@ -31,7 +32,7 @@ from .hubconfig import HubOptions, Paths, check_options, render_hub_config
 
 SECRETS_DIR = Path("/etc/dsbuild/secrets")  # the chart's Secret, mounted read-only
 DATA_DIR = Path("/srv/jupyterhub")  # the hub's volume: its sqlite database
-KEYS = {"options", "launch", "proxy_api_url", "db_url", "spawner", "catalog"}
+KEYS = {"options", "launch", "proxy_api_url", "db_url", "spawner", "catalog", "extra_config"}
 # KubeLaunchSpawner traits the chart may set (placement and timing of servers).
 SPAWNER_TRAITS = {"node_selector", "tolerations", "start_timeout", "http_timeout", "image_pull_policy",
                   "image_pull_secrets", "extra_labels", "extra_annotations", "service_account"}
@@ -62,10 +63,16 @@ def render_cluster_config(values: dict[str, Any], secrets: Path = SECRETS_DIR, d
         catalog = parse_catalog(values.get("catalog") or {})
     except CatalogError as err:
         raise HubError(f"hub.yaml: {err}") from None
-    return render_hub_config(options, Paths(data, secrets), catalog, "0.0.0.0",
-                             proxy_api_url=values.get("proxy_api_url") or None,
-                             db_url=values.get("db_url") or None,
-                             kube_settings={k: v for k, v in spawner.items() if v not in (None, {}, [])})
+    own = values.get("extra_config") or ""
+    if not isinstance(own, str):
+        raise HubError("hub.yaml: extra_config is Python text (hub.extraConfig's snippets)")
+    config = render_hub_config(options, Paths(data, secrets), catalog, "0.0.0.0",
+                               proxy_api_url=values.get("proxy_api_url") or None,
+                               db_url=values.get("db_url") or None,
+                               kube_settings={k: v for k, v in spawner.items() if v not in (None, {}, [])})
+    if not own.strip():
+        return config
+    return config.rstrip("\n") + "\n\n# The operator's own configuration (hub.extraConfig), last\n" + own.strip("\n") + "\n"
 
 
 def cluster_hub_config(path: str | Path) -> str:

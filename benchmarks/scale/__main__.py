@@ -173,13 +173,17 @@ def main(argv=None) -> int:
     hub = parser.add_argument_group("through the hub (--through-hub)")
     hub.add_argument("--through-hub", action="store_true",
                      help="drive a local JupyterHub through its proxy as users do (see above)")
+    hub.add_argument("--release", action="store_true",
+                     help="drive the project's Helm chart installed into the test cluster (hub and proxy as pods "
+                          "on its real node) instead of a local hub; needs the real node (run under its lock)")
     hub.add_argument("--rate", type=float, default=10, help="users arriving (logging in) per second (default 10)")
     hub.add_argument("--duration", type=float, default=900,
                      help="a round's limit in seconds; users not running by then count as failed (default 900)")
     hub.add_argument("--hub-setting", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
                      help="a hub setting for every round, e.g. JupyterHub.concurrent_spawn_limit=500 (repeatable)")
     hub.add_argument("--compare", action="append", default=[], metavar="CLASS.TRAIT=VALUE",
-                     help="one more round with this setting added, side by side with the first (repeatable)")
+                     help="one more round with this setting added, side by side with the first (repeatable; "
+                          "several settings for one round separated by ';')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("traitlets").setLevel(logging.ERROR)  # failures are counted in the table
@@ -207,14 +211,14 @@ def main(argv=None) -> int:
 
 def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
     from .hubproc import Setting
-    from .hubrun import MAX_DURATION, MAX_USERS, run_through_hub
+    from .hubrun import MAX_DURATION, MAX_USERS, hub_catalog, local_round, run_through_hub
     from .simnet import PodNetwork, PodNetworkError
 
     if not 0 < args.users <= MAX_USERS or not 0 < args.duration <= MAX_DURATION or args.rate <= 0:
         parser.error(f"--users is 1..{MAX_USERS}, --duration 1..{MAX_DURATION:.0f} s, --rate above 0")
     try:
         common = [Setting.parse(t) for t in args.hub_setting]
-        rounds = [common] + [common + [Setting.parse(t)] for t in args.compare]
+        rounds = [common] + [common + [Setting.parse(s) for s in t.split(";")] for t in args.compare]
     except ValueError as err:
         parser.error(str(err))
     if os.geteuid() != 0:
@@ -222,26 +226,36 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally blocks below clean up
     population = users(args.users, gpu_share=0)
     shape = shape_for(population)
-    kubectl, started_here = start_cluster("--no-node")
+    kubectl, started_here = start_cluster() if args.release else start_cluster("--no-node")
     run_id = uuid.uuid4().hex[:6]
     namespace = f"dsbuild-bench-{run_id}"
     network = PodNetwork(ROOT / ".run" / "scale-hub")
     state = ROOT / ".run" / "scale-hub" / run_id  # the rounds' hubs: config, secrets, database, logs
-    ok = False
+    release, ok = None, False
     try:
         network.open()
         nodes = shape.cpu_nodes + shape.a100_nodes + shape.t4_nodes
-        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; pods in {network.cidr}")
+        say(f"run {run_id}: {args.users} users per round, {len(rounds)} round(s), on {nodes} simulated nodes; "
+            f"pods in {network.cidr}")
         prepare(kubectl, namespace, population, shape, run_id, pod_cidrs=network.node_cidrs(nodes),
                 volumes_per_user=len(rounds))
-        report, ok = asyncio.run(run_through_hub(
-            kubectl, namespace, run_id, population, rounds, {BENCH_LABEL: run_id}, args.rate, args.duration,
-            network, state))
+        if args.release:
+            from .release import install_release, release_round
+
+            release = install_release(kubectl, namespace, {BENCH_LABEL: run_id}, hub_catalog(), RUN_DIR)
+            opened = release_round(release)
+        else:
+            opened = local_round(kubectl, namespace, {BENCH_LABEL: run_id}, state)
+        report, ok = asyncio.run(run_through_hub(kubectl, namespace, population, rounds, args.rate, args.duration,
+                                                 network, opened))
         print(report)
-    except PodNetworkError as err:
+    except (PodNetworkError, RuntimeError) as err:
         sys.exit(f"scale: {err}")
     finally:
         say("cleaning up")
+        if release is not None:
+            from .release import uninstall_release
+            uninstall_release(release, f"{objects.PV_POOL_LABEL}=bench-{run_id}")
         network.close()
         shutil.rmtree(state, ignore_errors=True)
         cleanup(kubectl, namespace, run_id)

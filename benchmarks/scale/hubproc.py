@@ -24,7 +24,7 @@ from dsbuild.launch.hubconfig import HubOptions, Paths, check_options, render_hu
 from dsbuild.launch.localhub import find_proxy
 from dsbuild.spawner.catalog import parse_catalog
 
-SETTING = re.compile(r"^(JupyterHub|KubeLaunchSpawner|ConfigurableHTTPProxy)\.[a-z_][a-z0-9_]*$")
+SETTING = re.compile(r"^(JupyterHub|KubeLaunchSpawner|ConfigurableHTTPProxy|HubDatabase)\.[a-z_][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Setting:
         name = name.strip()
         if not sep or not SETTING.match(name):
             raise ValueError(f"{text!r}: expected JupyterHub.NAME=VALUE (or KubeLaunchSpawner., "
-                             "ConfigurableHTTPProxy.), e.g. JupyterHub.concurrent_spawn_limit=500")
+                             "ConfigurableHTTPProxy., HubDatabase.), e.g. JupyterHub.concurrent_spawn_limit=500")
         try:
             value = ast.literal_eval(raw.strip())
         except (ValueError, SyntaxError):

@@ -11,6 +11,7 @@ claims (with the namespace), nodes, volumes, the route, the processes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import re
@@ -80,7 +81,7 @@ HEADER = (f"{'hub setting':<28} {'users':>6} {'rate':>6} {'logins/s':>8} {'runni
           f"{'waited':>7} {'proxy':>7} {'client':>7} {'wall s':>7} {'load':>5}")
 
 
-async def run_round(label: str, names: list[str], forms: list[dict[str, str]], hub: LocalHub,
+async def run_round(label: str, names: list[str], forms: list[dict[str, str]], hub,
                     rate: float, duration: float, kubectl, namespace: str) -> Round:
     password = hub.password
     client = Client(hub.url, password)
@@ -107,20 +108,42 @@ async def run_round(label: str, names: list[str], forms: list[dict[str, str]], h
 
 
 def _pods_gone(kubectl, namespace: str, timeout: float = 120) -> int:
+    """The users' server pods still there after `timeout` (the release's own pods share the namespace)."""
     deadline = time.monotonic() + timeout
     while True:
-        pods = kubectl.get("pod", namespace=namespace) or []
+        pods = kubectl.get("pod", namespace=namespace, selector="component=singleuser-server") or []
         if not pods or time.monotonic() > deadline:
             return len(pods)
         time.sleep(1)
 
 
-async def run_through_hub(kubectl, namespace: str, run_id: str, population, rounds: list[list[Setting]],
-                          node_selector: dict, rate: float, duration: float, network: PodNetwork,
-                          state: Path) -> tuple[str, bool]:
+def local_round(kubectl, namespace: str, node_selector: dict, state: Path):
+    """The run's round factory for a local hub (hubproc.py): a fresh hub per round, its
+    logs kept in LOGS, its state (secrets, database) removed."""
+    shutil.rmtree(LOGS, ignore_errors=True)
+
+    @contextlib.asynccontextmanager
+    async def opened(k: int, settings: list[Setting], stub_port: int):
+        hub = LocalHub(state / f"round{k}", kubectl.kubeconfig, secrets.token_hex(12))
+        hub.write_config(hub_catalog(), {"namespace": namespace, "port": stub_port, "node_selector": node_selector,
+                                         "start_timeout": 300, "http_timeout": 60}, settings)
+        try:
+            await asyncio.to_thread(hub.start)
+            yield hub
+        finally:
+            await asyncio.to_thread(hub.stop)
+            _keep_logs(hub.state, LOGS / f"round{k}")
+            shutil.rmtree(hub.state, ignore_errors=True)
+
+    return opened
+
+
+async def run_through_hub(kubectl, namespace: str, population, rounds: list[list[Setting]], rate: float,
+                          duration: float, network: PodNetwork, open_round) -> tuple[str, bool]:
+    """Each round: `open_round(k, settings, stub_port)` gives the hub with the round's
+    settings (an async context: url, password, cpu(), service_token()); its users arrive."""
     import jupyterhub
 
-    shutil.rmtree(LOGS, ignore_errors=True)
     stub = StubServer(network.cidr, jupyterhub.__version__)
     port = await stub.start()
     say(f"stub server on port {port}, answering at {network.cidr}")
@@ -128,19 +151,11 @@ async def run_through_hub(kubectl, namespace: str, run_id: str, population, roun
     try:
         for k, settings in enumerate(rounds):
             label = ",".join(map(str, settings)) or "defaults"
-            hub = LocalHub(state / f"round{k}", kubectl.kubeconfig, secrets.token_hex(12))
-            hub.write_config(hub_catalog(), {"namespace": namespace, "port": port, "node_selector": node_selector,
-                                             "start_timeout": 300, "http_timeout": 60}, settings)
             names = [f"r{k}{u.name}" for u in population]
             forms = [{key: str(value) for key, value in u.options.items()} for u in population]
-            try:
-                await asyncio.to_thread(hub.start)
+            async with open_round(k, settings, port) as hub:
                 say(f"round {k} ({label}): {len(names)} users at {rate:g}/s through {hub.url}")
                 done.append(await run_round(label, names, forms, hub, rate, duration, kubectl, namespace))
-            finally:
-                await asyncio.to_thread(hub.stop)
-                _keep_logs(hub.state, LOGS / f"round{k}")
-                shutil.rmtree(hub.state, ignore_errors=True)
     finally:
         await stub.stop()
     return report(done, rate, stub, network), all(not r.users_left and not r.pods_left for r in done)

@@ -2,9 +2,10 @@
 
 1. GET /hub/login, POST /hub/login (the dummy authenticator's form, with the
    `_xsrf` cookie's token) -> the hub's cookie;
-2. POST /hub/spawn/NAME with the spawn form's fields (what the form's submit
-   sends); a 429 (JupyterHub's `concurrent_spawn_limit`) is retried after the
-   hub's Retry-After, as its message asks;
+2. POST /hub/api/users/NAME/server with the user's choices as JSON (the hub's
+   REST API, with the login's cookie and X-XSRFToken, as the hub's own pages call
+   it); a 429 (JupyterHub's `concurrent_spawn_limit`) is retried after the hub's
+   Retry-After, as its message asks;
 3. the progress event stream the spawn-pending page reads, until `ready`;
 4. GET /user/NAME/api/status until the server answers through the proxy (the
    stub, simnet.py: its header and the user in its answer say it is the
@@ -39,7 +40,7 @@ class UserResult:
     name: str
     started: float = 0.0  # time.monotonic() at the login's start
     login: float | None = None  # seconds: login form posted and answered
-    spawned: float | None = None  # seconds from the login's start to the spawn form's answer (429 waits included)
+    spawned: float | None = None  # seconds from the login's start to the start request's answer (429 waits included)
     ready: float | None = None  # ... to the progress stream's `ready`
     running: float | None = None  # seconds from the login's start to the server answering
     stopped: float | None = None  # seconds the Stop button's request took
@@ -95,10 +96,10 @@ class Client:
     async def _spawn(self, http: aiohttp.ClientSession, name: str, form: dict[str, str], xsrf: str) -> int:
         throttled = 0
         while True:
-            async with http.post(self.base + f"hub/spawn/{name}", allow_redirects=False,
-                                 data={**form, "_xsrf": xsrf}) as answer:
+            async with http.post(self.base + f"hub/api/users/{name}/server", json=form,
+                                 headers={"X-XSRFToken": xsrf}) as answer:
                 text = await answer.text()
-                if answer.status == 302:
+                if answer.status in (201, 202):  # started, or starting (the progress stream follows it)
                     return throttled
                 if answer.status != 429:
                     raise UserFailed(f"spawn: HTTP {answer.status} {_message(text)}")
@@ -141,13 +142,13 @@ class Client:
                 raise UserFailed(f"stop: HTTP {answer.status}")
 
 
-def _message(html: str) -> str:
-    """The error line of a hub page (enough to count failures by reason)."""
-    import re
-
-    found = re.search(r'<p class="error">\s*(.*?)\s*</p>|<div class="alert[^"]*"[^>]*>\s*(.*?)\s*</div>', html, re.S)
-    text = (found.group(1) or found.group(2)) if found else html[:200]
-    return re.sub(r"<[^>]+>|\s+", " ", text).strip()[:160]
+def _message(text: str) -> str:
+    """The message of the hub API's error answer (enough to count failures by reason)."""
+    try:
+        text = str(json.loads(text).get("message", text))
+    except (ValueError, AttributeError):
+        pass
+    return " ".join(text.split())[:160]
 
 
 async def remove_users(base: str, token: str, names: list[str], concurrency: int = 20) -> list[str]:

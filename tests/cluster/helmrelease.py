@@ -18,8 +18,12 @@ from urllib.parse import urljoin, urlsplit
 
 from dsbuild.builder.gc import BUILT_LABEL
 
+from tests.helm.chart import CHART
+
 from . import objects, realnode
 
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "rel"
 NODE_IP = "10.123.0.1"  # node.sh's NODE_IP
 PASSWORD = "helm-test"
 ON_NODE = {"nodeSelector": {objects.POOL_LABEL: realnode.NODE_POOL},
@@ -91,26 +95,53 @@ def cleaner_values(setup: Setup) -> dict:
                      "only": setup.clean_prefix + "-node*", **ON_NODE}}
 
 
-def release_values(cluster, real_node, setup: Setup, title: str, builds: ClusterBuilds | None = None) -> dict:
-    """The test's release; with `builds`, its launch service builds on the cluster."""
+def build_hub_image(registry: str) -> str:
+    """The chart's image, built from deploy/hub/Dockerfile (reused when its inputs are
+    unchanged) and pushed to `registry`; its name."""
+    import subprocess
+
+    done = subprocess.run([str(ROOT / "deploy" / "hub" / "build.sh"), "--registry", registry],
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip().splitlines()[-1]
+
+
+def install(helm, namespace: str, values: dict, verb: str = "install") -> None:
+    """`helm install` (or `upgrade`) of the release "rel", waiting for its pods."""
+    helm(verb, RELEASE, str(CHART), "--namespace", namespace, "--wait", "--timeout", "10m", values=values,
+         timeout=700)
+
+
+def api_env(cluster) -> list[dict]:
+    """No kube-proxy: the API server where the node's network reaches it, for the release's pods."""
     server = json.loads(cluster("config", "view", "--raw", "-o", "json"))["clusters"][0]["cluster"]["server"]
     api = urlsplit(server)
-    # No kube-proxy: the API server where the node's network reaches it.
-    api_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
-               {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]
-    catalog = {k: v for k, v in realnode.catalog(setup.node_image).items() if k != "data_volumes"}
-    catalog["environments"]["notebooks"]["display_name"] = title
-    name, tag = setup.hub_image.rsplit(":", 1)
-    ports = setup.ports
+    return [{"name": "KUBERNETES_SERVICE_HOST", "value": api.hostname},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": str(api.port)}]
+
+
+def hub_values(cluster, real_node, hub_image: str, ports: dict) -> dict:
+    """The hub and proxy of a release on the test cluster's real node, on its network
+    (hostNetwork: no kube-proxy, no DNS), with its registry; the chart's other defaults."""
+    name, tag = hub_image.rsplit(":", 1)
     return {
         "image": {"name": name, "tag": tag},
         "network": {"mode": "hostNetwork", "nodeIP": NODE_IP},
         "registry": {"host": real_node.registry},
         "hub": {"port": ports["hub"], "password": PASSWORD, **ON_NODE,
-                "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}}, "extraEnv": api_env},
+                "db": {"pvc": {"storageClassName": objects.REAL_STORAGE_CLASS}}, "extraEnv": api_env(cluster)},
         "proxy": {"port": ports["proxy"], "apiPort": ports["api"], **ON_NODE},
+    }
+
+
+def release_values(cluster, real_node, setup: Setup, title: str, builds: ClusterBuilds | None = None) -> dict:
+    """The test's release; with `builds`, its launch service builds on the cluster."""
+    catalog = {k: v for k, v in realnode.catalog(setup.node_image).items() if k != "data_volumes"}
+    catalog["environments"]["notebooks"]["display_name"] = title
+    return {
+        **hub_values(cluster, real_node, setup.hub_image, setup.ports),
         "singleuser": {**ON_NODE, "startTimeout": 300},
-        "launch": cluster_build_values(setup, builds, api_env) if builds else launch_values(setup),
+        "launch": cluster_build_values(setup, builds, api_env(cluster)) if builds else launch_values(setup),
         "imageCleaner": cleaner_values(setup),
         "catalog": catalog,
     }

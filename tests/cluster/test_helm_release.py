@@ -25,26 +25,24 @@ from __future__ import annotations
 import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 import re
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
 from tests.browser import ARTIFACTS, notebook_open
-from tests.helm.chart import CHART, Helm, build_helm
+from tests.helm.chart import Helm, build_helm
 
 from . import realnode
 from dsbuild.launch.build_daemon import BUILD_BRIDGE, DAEMON_LABELS
 from dsbuild.launch.kube_builds import ROLE, ROLE_LABEL
 
-from .helmrelease import (PASSWORD, ClusterBuilds, Hub, Setup, delete_image, push_image, registry_tags,
-                          release_values)
+from .helmrelease import (PASSWORD, ClusterBuilds, Hub, Setup, build_hub_image, delete_image, install, push_image,
+                          registry_tags, release_values)
 from .test_cluster_builds import NODE_CGROUP, build_image, daemon_root  # noqa: F401 -- build_image: a fixture
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 FULL = "rel-dsbuild"  # the release's objects' name prefix (release "rel")
 
 
@@ -68,10 +66,7 @@ def helm(cluster, tmp_path_factory) -> Helm:
 @pytest.fixture(scope="module")
 def hub_image(real_node) -> str:
     """The chart's image, built from deploy/hub/Dockerfile and pushed to the cluster's registry."""
-    done = subprocess.run([str(ROOT / "deploy" / "hub" / "build.sh"), "--registry", real_node.registry],
-                          capture_output=True, text=True, timeout=3600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip().splitlines()[-1]
+    return build_hub_image(real_node.registry)
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +103,6 @@ def release(cluster, real_node, helm, release_namespace, setup) -> str:
     cluster.wait_for(hub.answers, "the hub through the release's proxy", timeout=120)
     yield release_namespace
     helm("uninstall", "rel", "--namespace", release_namespace, "--wait", "--timeout", "5m", check=False, timeout=400)
-
-
-def install(helm: Helm, namespace: str, values: dict, verb: str = "install") -> None:
-    helm(verb, "rel", str(CHART), "--namespace", namespace, "--wait", "--timeout", "10m", values=values, timeout=700)
 
 
 def pod_uid(cluster, namespace: str, prefix: str) -> str:

@@ -97,6 +97,15 @@ def test_defaults_are_a_cluster_install_with_services(helm, tmp_path):
     assert proxy["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "proxy_token"
 
 
+def test_extra_config_runs_after_dsbuilds_in_the_order_of_its_names(helm, tmp_path):
+    objects = helm.template({"hub": {"extraConfig": {
+        "b-later": "c.JupyterHub.concurrent_spawn_limit = 2",
+        "a-first": "c.JupyterHub.concurrent_spawn_limit = 1\nc.JupyterHub.last_activity_interval = 600"}}})
+    c = hub_config(objects, tmp_path)
+    assert c.JupyterHub.concurrent_spawn_limit == 2 and c.JupyterHub.last_activity_interval == 600
+    assert "c.JupyterHub.concurrent_spawn_limit" not in hub_config(helm.template(), tmp_path).JupyterHub
+
+
 def test_secrets_are_random_and_the_given_password_is_used(helm):
     one, two = (find(helm.template({"hub": {"password": "given"}}), "Secret")["data"] for _ in range(2))
     assert one["proxy_token"] != two["proxy_token"] and len(base64.b64decode(one["proxy_token"])) == 48

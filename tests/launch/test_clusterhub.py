@@ -50,7 +50,15 @@ def test_a_database_url_replaces_sqlite(tmp_path):
     assert c.JupyterHub.db_url == "postgresql://hub@db/hub"
 
 
+def test_the_operators_own_configuration_runs_last(tmp_path):
+    own = "c.JupyterHub.concurrent_spawn_limit = 7\nc.KubeLaunchSpawner.start_timeout = 99\n"
+    c = config(tmp_path, {**VALUES, "extra_config": own})
+    assert c.JupyterHub.concurrent_spawn_limit == 7
+    assert c.KubeLaunchSpawner.start_timeout == 99  # over the chart's own 120
+
+
 @pytest.mark.parametrize("change, message", [
+    ({"extra_config": ["c.JupyterHub.x = 1"]}, "hub.yaml: extra_config is Python text"),
     ({"extra": 1}, "hub.yaml: unknown key 'extra'"),
     ({"spawner": {"privileged": True}}, "hub.yaml: spawner.privileged is not one of"),
     ({"options": {**VALUES["options"], "spawner": "docker"}}, "spawns on Kubernetes"),

@@ -111,5 +111,14 @@ app.kubernetes.io/component: {{ index . 1 }}
       "proxy_api_url" (include "dsbuild.proxyApiUrl" .)
       "db_url" .Values.hub.db.url
       "spawner" $spawner
+      "extra_config" (include "dsbuild.extraConfig" .)
       "catalog" .Values.catalog) -}}
+{{- end -}}
+
+{{- /* hub.extraConfig's snippets, in the order of their names, each under a comment naming it. */ -}}
+{{- define "dsbuild.extraConfig" -}}
+{{- range $name, $code := .Values.hub.extraConfig }}
+# hub.extraConfig.{{ $name }}
+{{ $code }}
+{{- end -}}
 {{- end -}}
