@@ -74,11 +74,12 @@ def daemon_config(settings: DaemonSettings) -> str:
                             settings.max_cache, tls_dir=TLS_DIR)
 
 
-def daemon_objects(settings: DaemonSettings) -> list[dict]:
+def daemon_objects(settings: DaemonSettings, tls_ca: str = "") -> list[dict]:
     """The DaemonSet and its ConfigMap (pure). The pod template carries a hash of the
-    config, so a changed config rolls the daemons."""
+    config and of the CA (`tls_ca`, base64 as in the Secret), so a changed config or new
+    keys roll the daemons (buildkitd reads its certificate when it starts)."""
     config = daemon_config(settings)
-    digest = hashlib.sha256(repr((config, settings)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(repr((config, settings, tls_ca)).encode()).hexdigest()[:16]
     text = render_config(
         "build-daemon.yaml.j2", daemon=DAEMON_NAME, namespace=settings.namespace, labels=DAEMON_LABELS,
         selector=DAEMON_LABELS, annotations={CONFIG_HASH: digest}, host_network=settings.host_network,

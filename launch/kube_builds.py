@@ -40,8 +40,8 @@ from dsbuild.builder.service import Event, Status
 from dsbuild.spawner.quantities import Memory
 
 from .build_daemon import (
-    CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, DaemonSettings, daemon_objects, make_tls,
-    tls_secrets, write_client_tls,
+    CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, SERVER_SECRET, DaemonSettings,
+    daemon_objects, make_tls, tls_secrets, write_client_tls,
 )
 from .config import LaunchConfig
 from .errors import ConfigInvalid
@@ -205,20 +205,28 @@ class KubernetesBuildEngine(BuildKitEngine):
         or bring them up to date; write the service's TLS files. What was done."""
         with self._ensure:
             namespace = self.daemons.namespace
-            client = self.api.read("Secret", namespace, CLIENT_SECRET)
-            if client is None:
-                server, client = tls_secrets(namespace, make_tls())
-                for secret in (server, client):  # a half left alone is replaced
-                    self.api.put(secret)
-                client = self.api.read("Secret", namespace, CLIENT_SECRET)
+            client = self._tls_secrets(namespace)
             folder = self._state
             if folder is None:  # private, removed when the service exits
                 folder = Path(tempfile.mkdtemp(prefix="dsbuild-buildkitd-tls-"))
                 atexit.register(shutil.rmtree, folder, True)
                 self._state = folder
             self._tls = write_client_tls(client["data"], folder)
-            done = [self.api.put(obj) for obj in daemon_objects(self.daemons)]
+            done = [self.api.put(obj) for obj in daemon_objects(self.daemons, client["data"]["ca.crt"])]
             return f"build daemons {DAEMON_NAME} in {namespace}: {', '.join(done)}"
+
+    def _tls_secrets(self, namespace: str, tries: int = 3) -> dict:
+        """The service's TLS Secret; both halves are made when either is missing, or when
+        they are of different CAs (two replicas made them at once: made again)."""
+        for _ in range(tries):
+            client = self.api.read("Secret", namespace, CLIENT_SECRET)
+            server = self.api.read("Secret", namespace, SERVER_SECRET)
+            if client and server and client["data"]["ca.crt"] == server["data"]["ca.crt"]:
+                return client
+            for secret in tls_secrets(namespace, make_tls()):
+                self.api.put(secret)
+        raise EngineUnavailable(f"the build daemons' TLS Secrets {SERVER_SECRET} and {CLIENT_SECRET} in {namespace} "
+                                f"keep changing; is another service making them?")
 
     def daemon_address(self, node: str) -> str:
         """tcp://IP:PORT of the ready build daemon on `node`; BuildFailed after ready_timeout."""

@@ -67,6 +67,10 @@ def test_the_service_puts_its_daemons_in_place_with_only_its_role(cluster, build
     finally:
         api.delete_pod(build_namespace, name)
 
+    cluster("delete", "secret", SERVER_SECRET, "-n", build_namespace)  # half of the keys lost: both made again
+    assert engine.ensure_daemons().endswith("updated, unchanged")  # the daemons roll to the new keys
+    assert cluster.get("secret", CLIENT_SECRET, namespace=build_namespace)["data"] != client["data"]
+
     engine.daemons = DaemonSettings(**{**daemons.__dict__, "image": "localhost:1/dsbuild-buildkit:y"})
     assert engine.ensure_daemons().endswith("updated, unchanged")  # the config is the same
     daemon_set = cluster.get("daemonset", DAEMON_NAME, namespace=build_namespace)

@@ -72,6 +72,7 @@ def build_namespace(cluster: Kubectl):
     cluster("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
     subprocess.run(["ip", "link", "delete", BUILD_BRIDGE], capture_output=True)  # on the node's network
     subprocess.run(["rm", "-rf", "--one-file-system", str(daemon_root(name))], check=False)
+    subprocess.run(["rmdir", str(daemon_root(name).parent)], capture_output=True)  # when no other run uses it
 
 
 @pytest.fixture(scope="module")

@@ -83,6 +83,8 @@ def test_the_build_daemons_are_one_per_build_node_with_state_on_the_node_and_mut
     changed, _ = daemon_objects(DaemonSettings(**{**DAEMONS.__dict__, "image": "localhost:5000/other:1"}))
     hash_of = lambda d: d["spec"]["template"]["metadata"]["annotations"]  # noqa: E731
     assert hash_of(changed) != hash_of(daemon_set)  # a change rolls the daemons
+    new_keys, _ = daemon_objects(DAEMONS, tls_ca="bmV3IENB")
+    assert hash_of(new_keys) != hash_of(daemon_set)  # so do new keys (buildkitd reads them at start)
 
 
 def test_the_tls_halves_and_their_files(tmp_path):
