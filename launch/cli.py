@@ -17,7 +17,7 @@ from rich.text import Text
 from dsbuild.cli.settings import setting
 from dsbuild.spawner.quantities import Memory
 
-from .config import LaunchConfig, parse_size
+from .config import LaunchConfig, parse_pairs, parse_size
 from .errors import ConfigInvalid
 from .hubconfig import DEFAULT_STATE, HubOptions
 from .localhub import hub_down, hub_status, hub_up
@@ -51,16 +51,6 @@ def _token(token_file: Path | None, state: dict) -> str:
     return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
 
-def _user_options(pairs: tuple[str, ...]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigInvalid(f"--user-option wants KEY=VALUE (e.g. cpu=2), got {pair!r}")
-        options[key] = value
-    return options
-
-
 def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tuple[str, ...], max_repo_size: str,
                  gc_max_disk: str = "50Gi", **settings) -> LaunchConfig:
     """LaunchConfig from the command line; what is not given comes from the hub's state
@@ -73,7 +63,8 @@ def build_config(state_dir: Path, hub_token_file: Path | None, user_option: tupl
         settings[name] = settings.get(name) or state.get(name)
     if settings.get("rate_state") is None:
         settings["rate_state"] = str(state_dir / "launch-rate.sqlite")
-    settings.update(hub_url=hub_url, hub_token=_token(hub_token_file, state), user_options=_user_options(user_option),
+    settings.update(hub_url=hub_url, hub_token=_token(hub_token_file, state),
+                    user_options=parse_pairs(user_option, "--user-option"),
                     max_repo_size=parse_size(max_repo_size, "--max-repo-size"),
                     gc_max_disk=parse_size(gc_max_disk, "--gc-max-disk"))
     return LaunchConfig(**{name: value for name, value in settings.items() if value not in (None, ())})

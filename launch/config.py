@@ -9,6 +9,7 @@ naming the setting's command-line option."""
 from __future__ import annotations
 
 import re
+from typing import Sequence
 from urllib.parse import urlsplit
 
 from traitlets import Any, Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
@@ -38,6 +39,17 @@ def parse_rate(text: str, what: str) -> Rate:
         return Rate.parse(text)
     except ValueError as err:
         raise ConfigInvalid(f"{what}: {err}") from None
+
+
+def parse_pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    """KEY=VALUE strings -> a dict; ConfigInvalid names the option (pure)."""
+    pairs = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ConfigInvalid(f"{what} wants KEY=VALUE, got {value!r}")
+        pairs[key] = val
+    return pairs
 
 
 def parse_size(text: str, what: str) -> int:

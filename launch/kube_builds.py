@@ -43,7 +43,7 @@ from .build_daemon import (
     CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, SERVER_SECRET, DaemonSettings,
     daemon_objects, make_tls, tls_secrets, write_client_tls,
 )
-from .config import LaunchConfig
+from .config import LaunchConfig, parse_pairs
 from .errors import ConfigInvalid
 from .kube_api import KubeApi
 from .templating import render_config
@@ -100,17 +100,6 @@ def build_pod(name: str, repository: str, labels: Mapping[str, str], settings: B
         image=settings.image, resources={"cpu": settings.cpu, "memory": settings.memory},
     )
     return yaml.safe_load(text)
-
-
-def parse_pairs(values: Sequence[str], what: str) -> dict[str, str]:
-    """KEY=VALUE strings -> a dict; ConfigInvalid names the option (pure)."""
-    pairs = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise ConfigInvalid(f"{what} wants KEY=VALUE, got {value!r}")
-        pairs[key] = val
-    return pairs
 
 
 def parse_toleration(value: str) -> dict:

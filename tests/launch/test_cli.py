@@ -32,6 +32,9 @@ def test_serve_checks_its_settings(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--hub-url", "http://127.0.0.1:8000/", "--hub-state", str(tmp_path),
                                        "--hub-token-file", str(tmp_path / "token"), "--max-repo-size", "lots"])
     assert result.exit_code == 8 and "--max-repo-size" in result.output
+    result = CliRunner().invoke(main, ["serve", "--hub-url", "http://127.0.0.1:8000/", "--hub-state", str(tmp_path),
+                                       "--hub-token-file", str(tmp_path / "token"), "--user-option", "cpu"])
+    assert result.exit_code == 8 and "--user-option wants KEY=VALUE, got 'cpu'" in result.output
 
 
 def test_hub_status_and_down_when_nothing_runs(tmp_path):
