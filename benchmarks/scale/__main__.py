@@ -253,14 +253,16 @@ def main_through_hub(parser: argparse.ArgumentParser, args) -> int:
         sys.exit(f"scale: {err}")
     finally:
         say("cleaning up")
-        if release is not None:
-            from .release import uninstall_release
-            uninstall_release(release, f"{objects.PV_POOL_LABEL}=bench-{run_id}")
-        network.close()
-        shutil.rmtree(state, ignore_errors=True)
-        cleanup(kubectl, namespace, run_id)
-        if started_here:
-            subprocess.run([str(CLUSTER / "stop.sh")], check=False)
+        try:
+            if release is not None:
+                from .release import uninstall_release
+                uninstall_release(release, f"{objects.PV_POOL_LABEL}=bench-{run_id}")
+        finally:  # a release's clean-up that fails still stops what the run started
+            network.close()
+            shutil.rmtree(state, ignore_errors=True)
+            cleanup(kubectl, namespace, run_id)
+            if started_here:
+                subprocess.run([str(CLUSTER / "stop.sh")], check=False)
     return 0 if ok else 1
 
 

@@ -172,6 +172,7 @@ def uninstall_release(release: Release, bench_volumes: str) -> None:
         release.helm("uninstall", helmrelease.RELEASE, "--namespace", release.namespace, "--wait", "--timeout", "5m",
                      check=False, timeout=400)
     release.kubectl("delete", "pv", "-l", bench_volumes, "--wait=false", check=False)
-    release.kubectl("delete", "pods,pvc", "--all", "-n", release.namespace, "--wait=true", "--timeout=300s",
-                    check=False)
+    # 1000 claims take minutes: the client waits longer than kubectl's own --timeout.
+    release.kubectl("delete", "pods,pvc", "--all", "-n", release.namespace, "--wait=true", "--timeout=600s",
+                    check=False, timeout=660)
     release.kubectl.recycle_volumes(release.namespace)

@@ -22,9 +22,9 @@ class Kubectl:
         self.binary = binary
         self.kubeconfig = kubeconfig
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> str:
+    def __call__(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180) -> str:
         done = subprocess.run([str(self.binary), "--kubeconfig", str(self.kubeconfig), *args],
-                              input=input, capture_output=True, text=True, timeout=180)
+                              input=input, capture_output=True, text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise KubectlError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
