@@ -37,13 +37,12 @@ from dsbuild.builder.names import OCI_REVISION, OCI_SOURCE
 from dsbuild.builder.progress import BuildEvent
 from dsbuild.builder.registry import Registry
 from dsbuild.builder.service import Event, Status
-from dsbuild.spawner.quantities import Memory
 
 from .build_daemon import (
     CLIENT_SECRET, DAEMON_LABELS, DAEMON_NAME, DAEMON_PORT, SERVER_NAME, SERVER_SECRET, DaemonSettings,
     daemon_objects, make_tls, tls_secrets, write_client_tls,
 )
-from .config import LaunchConfig, parse_pairs
+from .config import LaunchConfig, parse_pairs, parse_size
 from .errors import ConfigInvalid
 from .kube_api import KubeApi
 from .templating import render_config
@@ -127,10 +126,7 @@ def pod_settings(config: LaunchConfig) -> BuildPodSettings:
 def daemon_settings(config: LaunchConfig) -> DaemonSettings:
     """The service's --build-* settings as the build daemons' settings (pure)."""
     pods = pod_settings(config)
-    try:
-        max_cache = str(Memory.parse(config.build_disk).bytes)  # buildkitd reads bytes, not "20Gi"
-    except ValueError as err:
-        raise ConfigInvalid(f"--build-disk: {err}") from None
+    max_cache = str(parse_size(config.build_disk, "--build-disk"))  # buildkitd reads bytes, not "20Gi"
     return DaemonSettings(
         namespace=config.build_namespace, image=config.build_image, registry=config.build_registry or config.registry,
         root=config.build_daemon_root, max_cache=max_cache, host_network=config.build_host_network,

@@ -144,6 +144,8 @@ def test_settings_from_the_command_line():
         parse_toleration("key=value")
     with pytest.raises(ConfigInvalid, match="needs --registry and --build-image"):
         config(build_on="kubernetes", registry="localhost:5000")
+    with pytest.raises(ConfigInvalid, match="--build-disk: "):
+        daemon_settings(config(build_on="kubernetes", registry="localhost:5000", build_image="img", build_disk="lots"))
 
 
 def test_a_lease_is_free_when_its_holder_stopped_renewing():
